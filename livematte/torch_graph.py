@@ -1,0 +1,247 @@
+"""Execute an ONNX graph with PyTorch ops, as a trainable ``nn.Module``.
+
+Two jobs need an ONNX graph inside torch: ``training/`` initialises its
+real-time engine from the Apache-2.0 MediaPipe selfie-segmentation weights
+(fine-tuning them, with taps on intermediate tensors), and the ``torch``
+backend runs any engine's ONNX on CUDA in fp16 without TensorRT. The
+interpreter covers the ops those graphs use; an unknown op is a clear error
+at construction time, not in the middle of a video.
+
+Float initialisers with more than one element become ``nn.Parameter`` (they
+are weights and biases); scalars and integer tensors (clip bounds, shapes)
+stay constant buffers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import numpy_helper
+from torch import nn
+
+Tensor = torch.Tensor
+Override = Callable[[Tensor], Tensor]
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _conv_padding(x: Tensor, pads: list[int] | None, spatial: int) -> tuple[Tensor, int | tuple]:
+    """ONNX pads are (begin..., end...); torch convs only take symmetric ones."""
+    if not pads:
+        return x, 0
+    begin, end = pads[:spatial], pads[spatial:]
+    if begin == end:
+        return x, tuple(begin)
+    flat: list[int] = []
+    for b, e in zip(reversed(begin), reversed(end)):
+        flat += [b, e]
+    return F.pad(x, flat), 0
+
+
+class OnnxTorchGraph(nn.Module):
+    """A torch module that evaluates an ONNX graph node by node.
+
+    ``forward(*inputs, overrides=..., taps=...)`` returns the graph outputs
+    as a tuple; ``overrides`` maps a tensor name to a function applied to that
+    tensor as soon as it is produced (how a ConvLSTM is spliced into a
+    pretrained graph), and ``taps`` names intermediate tensors to return in a
+    dict alongside (how decoder heads read pretrained features).
+    """
+
+    SUPPORTED = {
+        "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Clip", "Conv",
+        "ConvTranspose", "Transpose", "Reshape", "MatMul", "AveragePool",
+        "GlobalAveragePool", "Resize", "Concat", "Softmax", "HardSigmoid",
+        "HardSwish", "Identity", "Flatten", "Gemm", "MaxPool", "PRelu",
+        "BatchNormalization", "Pad", "Shape", "Gather", "Unsqueeze", "Squeeze",
+        "Cast", "Slice", "Split", "Constant", "DepthToSpace", "Max", "Min",
+    }
+
+    def __init__(self, model: onnx.ModelProto | str | Path) -> None:
+        super().__init__()
+        if not isinstance(model, onnx.ModelProto):
+            model = onnx.load(str(model))
+        graph = model.graph
+        unknown = sorted({n.op_type for n in graph.node} - self.SUPPORTED)
+        if unknown:
+            raise NotImplementedError(f"ONNX ops not supported by the torch interpreter: {', '.join(unknown)}")
+        self.nodes = list(graph.node)
+        init_names = {t.name for t in graph.initializer}
+        self.input_names = [i.name for i in graph.input if i.name not in init_names]
+        self.output_names = [o.name for o in graph.output]
+        self.params = nn.ParameterDict()
+        self.consts: dict[str, Tensor] = {}
+        self._keys: dict[str, str] = {}
+        for i, t in enumerate(graph.initializer):
+            arr = numpy_helper.to_array(t).copy()
+            if arr.dtype.kind == "f" and arr.size > 1:
+                key = f"p{i}"
+                self.params[key] = nn.Parameter(torch.from_numpy(arr.astype(np.float32)))
+                self._keys[t.name] = key
+            else:
+                self.consts[t.name] = torch.from_numpy(arr)
+
+    def parameter_for(self, name: str) -> nn.Parameter:
+        """The trainable tensor behind initialiser ``name`` (for surgery and freezing)."""
+        return self.params[self._keys[name]]
+
+    def forward(
+        self,
+        *inputs: Tensor,
+        overrides: Mapping[str, Override] | None = None,
+        taps: tuple[str, ...] = (),
+    ) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
+        env: dict[str, Tensor] = {k: v for k, v in self.consts.items()}
+        for name, key in self._keys.items():
+            env[name] = self.params[key]
+        env.update(zip(self.input_names, inputs))
+        overrides = overrides or {}
+        for node in self.nodes:
+            args = [env[i] if i else None for i in node.input]
+            outs = self._run(node, args)
+            for name, value in zip(node.output, outs):
+                if name in overrides:
+                    value = overrides[name](value)
+                env[name] = value
+        return tuple(env[o] for o in self.output_names), {t: env[t] for t in taps}
+
+    def _run(self, node: onnx.NodeProto, a: list) -> list[Tensor]:
+        op, at = node.op_type, _attrs(node)
+        if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
+            fn = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div,
+                  "Max": torch.maximum, "Min": torch.minimum}[op]
+            out = a[0]
+            for other in a[1:]:
+                out = fn(out, other)
+            return [out]
+        if op == "Relu":
+            return [F.relu(a[0])]
+        if op == "Sigmoid":
+            return [torch.sigmoid(a[0])]
+        if op == "Tanh":
+            return [torch.tanh(a[0])]
+        if op == "HardSigmoid":
+            return [torch.clamp(a[0] * at.get("alpha", 0.2) + at.get("beta", 0.5), 0, 1)]
+        if op == "HardSwish":
+            return [F.hardswish(a[0])]
+        if op == "Clip":
+            lo = a[1] if len(a) > 1 and a[1] is not None else at.get("min")
+            hi = a[2] if len(a) > 2 and a[2] is not None else at.get("max")
+            return [torch.clamp(a[0], None if lo is None else float(lo), None if hi is None else float(hi))]
+        if op == "PRelu":
+            return [torch.where(a[0] >= 0, a[0], a[0] * a[1])]
+        if op in ("Identity", "Cast"):
+            return [a[0]]
+        if op == "Constant":
+            return [torch.from_numpy(numpy_helper.to_array(at["value"]).copy())]
+        if op == "Conv":
+            spatial = a[1].dim() - 2
+            x, pad = _conv_padding(a[0], at.get("pads"), spatial)
+            conv = F.conv2d if spatial == 2 else F.conv1d
+            return [conv(x, a[1], a[2] if len(a) > 2 else None, stride=tuple(at.get("strides", [1] * spatial)),
+                         padding=pad, dilation=tuple(at.get("dilations", [1] * spatial)), groups=at.get("group", 1))]
+        if op == "ConvTranspose":
+            if at.get("pads") and any(at["pads"]):
+                raise NotImplementedError("ConvTranspose with pads")
+            return [F.conv_transpose2d(a[0], a[1], a[2] if len(a) > 2 else None, stride=tuple(at.get("strides", [1, 1])),
+                                       groups=at.get("group", 1), dilation=tuple(at.get("dilations", [1, 1])))]
+        if op == "Transpose":
+            return [a[0].permute(*at["perm"])]
+        if op == "Reshape":
+            shape = [int(s) for s in a[1].tolist()]
+            shape = [a[0].shape[i] if s == 0 else s for i, s in enumerate(shape)]
+            return [a[0].reshape(shape)]
+        if op == "Flatten":
+            return [torch.flatten(a[0], at.get("axis", 1))]
+        if op == "MatMul":
+            return [torch.matmul(a[0], a[1])]
+        if op == "Gemm":
+            x = a[0].t() if at.get("transA") else a[0]
+            w = a[1].t() if at.get("transB") else a[1]
+            out = at.get("alpha", 1.0) * (x @ w)
+            if len(a) > 2 and a[2] is not None:
+                out = out + at.get("beta", 1.0) * a[2]
+            return [out]
+        if op == "AveragePool":
+            x, pad = _conv_padding(a[0], at.get("pads"), 2)
+            return [F.avg_pool2d(x, tuple(at["kernel_shape"]), tuple(at.get("strides", at["kernel_shape"])), pad,
+                                 count_include_pad=bool(at.get("count_include_pad", 0)))]
+        if op == "MaxPool":
+            x, pad = _conv_padding(a[0], at.get("pads"), 2)
+            return [F.max_pool2d(x, tuple(at["kernel_shape"]), tuple(at.get("strides", at["kernel_shape"])), pad)]
+        if op == "GlobalAveragePool":
+            return [a[0].mean(dim=(2, 3), keepdim=True)]
+        if op == "Resize":
+            return [self._resize(a, at)]
+        if op == "Concat":
+            return [torch.cat(a, dim=at["axis"])]
+        if op == "Softmax":
+            return [torch.softmax(a[0], dim=at.get("axis", -1))]
+        if op == "BatchNormalization":
+            return [F.batch_norm(a[0], a[3], a[4], a[1], a[2], False, 0.0, at.get("epsilon", 1e-5))]
+        if op == "DepthToSpace":
+            if at.get("mode", b"DCR") not in (b"CRD", "CRD"):
+                raise NotImplementedError("DepthToSpace DCR mode")
+            return [F.pixel_shuffle(a[0], at["blocksize"])]
+        if op == "Pad":
+            pads = [int(p) for p in a[1].tolist()]
+            half = len(pads) // 2
+            flat: list[int] = []
+            for b, e in zip(reversed(pads[:half]), reversed(pads[half:])):
+                flat += [b, e]
+            value = float(a[2]) if len(a) > 2 and a[2] is not None else 0.0
+            mode = at.get("mode", b"constant")
+            mode = mode.decode() if isinstance(mode, bytes) else mode
+            return [F.pad(a[0], flat, mode=mode, value=value) if mode == "constant" else F.pad(a[0], flat, mode=mode)]
+        if op == "Shape":
+            return [torch.tensor(a[0].shape, dtype=torch.int64)]
+        if op == "Gather":
+            return [torch.index_select(a[0], at.get("axis", 0), a[1].reshape(-1).long()).reshape(
+                a[0].shape[: at.get("axis", 0)] + a[1].shape + a[0].shape[at.get("axis", 0) + 1:])]
+        if op in ("Unsqueeze", "Squeeze"):
+            axes = at.get("axes") if "axes" in at else [int(v) for v in a[1].tolist()]
+            x = a[0]
+            if op == "Unsqueeze":
+                for ax in sorted(axes):
+                    x = x.unsqueeze(ax)
+            else:
+                for ax in sorted(axes, reverse=True):
+                    x = x.squeeze(ax)
+            return [x]
+        if op == "Slice":
+            starts, ends = a[1].tolist(), a[2].tolist()
+            axes = a[3].tolist() if len(a) > 3 and a[3] is not None else list(range(len(starts)))
+            steps = a[4].tolist() if len(a) > 4 and a[4] is not None else [1] * len(starts)
+            index = [slice(None)] * a[0].dim()
+            for s, e, ax, st in zip(starts, ends, axes, steps):
+                index[ax] = slice(int(s), int(min(e, 2**62)), int(st))
+            return [a[0][tuple(index)]]
+        if op == "Split":
+            sizes = a[1].tolist() if len(a) > 1 and a[1] is not None else at.get("split")
+            return list(torch.split(a[0], sizes, dim=at.get("axis", 0)))
+        raise NotImplementedError(op)
+
+    @staticmethod
+    def _resize(a: list, at: dict) -> Tensor:
+        mode = at.get("mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        ctm = at.get("coordinate_transformation_mode", b"half_pixel")
+        ctm = ctm.decode() if isinstance(ctm, bytes) else ctm
+        x = a[0]
+        sizes = a[3] if len(a) > 3 and a[3] is not None and a[3].numel() else None
+        if sizes is not None:
+            size = tuple(int(s) for s in sizes.tolist()[2:])
+        else:
+            scales = a[2].tolist()[2:]
+            size = tuple(int(round(d * s)) for d, s in zip(x.shape[2:], scales))
+        if mode == "nearest":
+            return F.interpolate(x, size=size, mode="nearest")
+        if mode != "linear" or ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            raise NotImplementedError(f"Resize mode={mode} coordinate_transformation_mode={ctm}")
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=ctm == "align_corners")
