@@ -1,0 +1,75 @@
+"""Finding engines by name (the installed ``livematte_engines`` package) or by path.
+
+Shipped engines are data files, so they are located with
+:mod:`importlib.resources` rather than relative to this source file; that
+keeps working from a wheel, an editable install or a source checkout.
+"""
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+from livematte.errors import EngineError
+from livematte.manifest import EngineManifest, load_manifest, validate_against_graph
+
+#: the engine used when ``--model`` is not given
+DEFAULT_ENGINE = "lm-mobile-recurrent"
+
+_PACKAGE = "livematte_engines"
+
+
+def engines_dir() -> Path | None:
+    """The directory holding the shipped engines, or None when none is installed.
+
+    Uses the installed ``livematte_engines`` package; when running from a
+    source checkout without ``pip install`` it falls back to the checkout's
+    ``engines/`` directory, which is what that package maps to.
+    """
+    try:
+        root = importlib.resources.files(_PACKAGE)
+    except ModuleNotFoundError:
+        checkout = Path(__file__).resolve().parents[1] / "engines"
+        return checkout if (checkout / "__init__.py").is_file() else None
+    return Path(str(root))
+
+
+def list_engines() -> list[EngineManifest]:
+    """Every installed engine's manifest, sorted by name (graphs are not opened)."""
+    root = engines_dir()
+    if root is None:
+        return []
+    return sorted((load_manifest(p) for p in root.glob("*.json")), key=lambda m: m.name)
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    p = Path(name_or_path)
+    return p.suffix.lower() in (".onnx", ".json") or len(p.parts) > 1 or p.exists()
+
+
+def find_engine(name_or_path: str) -> EngineManifest:
+    """Load and validate an engine given its registry name or an .onnx/.json path.
+
+    Validation against the graph happens here, once, so a manifest that does
+    not match its ONNX is reported before any video is opened.
+    """
+    if _looks_like_path(name_or_path):
+        manifest = load_manifest(name_or_path)
+    else:
+        engines = {m.name: m for m in list_engines()}
+        if name_or_path not in engines:
+            raise EngineError(_unknown_engine_message(name_or_path, sorted(engines)))
+        manifest = engines[name_or_path]
+    validate_against_graph(manifest)
+    return manifest
+
+
+def _unknown_engine_message(name: str, installed: list[str]) -> str:
+    if name == DEFAULT_ENGINE and not installed:
+        return (f"the default engine {DEFAULT_ENGINE!r} is not installed and no other engine is; "
+                "pass --model path/to/model.onnx (with its .json manifest beside it)")
+    if name == DEFAULT_ENGINE:
+        return (f"the default engine {DEFAULT_ENGINE!r} is not installed; "
+                f"pass --model with one of: {', '.join(installed)}")
+    if not installed:
+        return f"unknown engine {name!r}: no engines are installed; pass a path to an .onnx with its .json manifest"
+    return f"unknown engine {name!r}; installed engines: {', '.join(installed)}"
