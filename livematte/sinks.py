@@ -1,0 +1,519 @@
+"""Where composited frames go: video files, image sequences, a virtual camera,
+an MPEG-TS stream or a preview window.
+
+File outputs are written under a temporary name in the target directory and
+renamed only when finished, so a failed or refused job never leaves a
+half-written file under the name the user asked for. A job stopped with
+Ctrl-C is still *finished*: the encoder is flushed and the file is playable.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from livematte.errors import DeviceError, OutputError
+
+log = logging.getLogger(__name__)
+
+#: extensions that mean "an image sequence" when used as a ``%06d`` pattern
+IMAGE_EXTENSIONS = (".png",)
+
+
+class Sink(ABC):
+    """Consumes frames one by one; ``close`` finalises, ``abort`` discards."""
+
+    #: frames written so far
+    written: int = 0
+
+    @abstractmethod
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        """Write one HxWx3 RGB or HxWx4 RGBA (or HxW grey) uint8 image."""
+
+    @abstractmethod
+    def close(self, complete: bool = True) -> None:
+        """Finish the output (flush encoders, rename into place).
+
+        ``complete=False`` means the job was interrupted: what was written is
+        still finalised, but nothing is added past the last frame."""
+
+    def abort(self) -> None:
+        """Give up: release resources and remove anything partial. Default: close."""
+        self.close()
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None or exc_type is KeyboardInterrupt:
+            self.close(complete=exc_type is None)
+        else:
+            self.abort()
+
+
+def _even(n: int) -> int:
+    return n + (n & 1)
+
+
+def _pad_even(image: np.ndarray) -> np.ndarray:
+    """4:2:0 encoders need even sizes; repeat the last row/column instead of
+    refusing odd-sized inputs (1 px more, never a crop of the picture)."""
+    h, w = image.shape[:2]
+    if not (h & 1 or w & 1):
+        return image
+    pad = [(0, h & 1), (0, w & 1)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, pad, mode="edge")
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output directory is not writable: {parent}")
+
+
+def _output_error(path: Path, exc: BaseException) -> OutputError:
+    """One line for a write failure; disk full is the common one, so name it."""
+    errno = getattr(exc, "errno", None)
+    if errno == 28 or "No space left" in str(exc):
+        return OutputError(f"disk full while writing {path}")
+    return OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}")
+
+
+# --------------------------------------------------------------------------- files
+
+
+class _AudioCopy:
+    """Copies the input's first audio stream packet by packet (no re-encode),
+    interleaved with the video by time so players never starve."""
+
+    def __init__(self, source_path: str, output: "av.container.OutputContainer") -> None:
+        self._input = av.open(source_path)
+        in_stream = self._input.streams.audio[0]
+        codec = in_stream.codec_context.name
+        supported = getattr(output, "supported_codecs", None)
+        if supported is not None and codec not in supported:
+            self._input.close()
+            raise ValueError(f"{codec} audio cannot be stored in {output.format.name}")
+        self._out_stream = output.add_stream_from_template(in_stream)
+        self._output = output
+        self._packets = self._input.demux(in_stream)
+        self._pending: "av.Packet | None" = None
+        self._done = False
+
+    def copy_until(self, seconds: float | None) -> None:
+        """Mux every packet that starts before ``seconds`` (None: all of them)."""
+        while not self._done:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._done = True
+                break
+            if packet.dts is None:  # the demuxer's final flush packet
+                continue
+            start = float(packet.pts * packet.time_base) if packet.pts is not None else None
+            if seconds is not None and start is not None and start >= seconds:
+                self._pending = packet
+                break
+            packet.stream = self._out_stream
+            self._output.mux(packet)
+
+    def close(self) -> None:
+        self._input.close()
+
+
+def _video_codec(suffix: str, alpha: bool) -> tuple[str, str, dict[str, str]]:
+    """(codec, pix_fmt, options) for a container extension; alpha picks the
+    formats editors read with transparency."""
+    if alpha:
+        if suffix == ".mov":
+            return "prores_ks", "yuva444p10le", {"profile": "4", "alpha_bits": "16"}
+        if suffix == ".webm":
+            return "libvpx-vp9", "yuva420p", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+        raise OutputError(
+            f"--alpha needs a .mov (ProRes 4444), .webm (VP9) or PNG-sequence output, not {suffix or 'no extension'}"
+        )
+    if suffix == ".webm":
+        return "libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+    return "libx264", "yuv420p", {}
+
+
+class VideoFileSink(Sink):
+    """A video file encoded with PyAV, timestamps copied from the input.
+
+    ``quality`` is a CRF value (lower is better, 18 is visually lossless for
+    H.264, 23 its default); ``preset`` trades x264 speed for size.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        size: tuple[int, int],
+        fps: float,
+        time_base: Fraction | None = None,
+        alpha: bool = False,
+        quality: int = 20,
+        preset: str = "veryfast",
+        audio_from: str | None = None,
+        overwrite: bool = False,
+        threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        _refuse_existing(self.path, overwrite)
+        codec, pix_fmt, options = _video_codec(self.path.suffix.lower(), alpha)
+        if codec == "libx264":
+            options = {"crf": str(quality), "preset": preset}
+        elif codec == "libvpx-vp9":
+            options = {**options, "crf": str(quality + 10), "b": "0"}
+        self.alpha = alpha
+        self._pad = pix_fmt.endswith("420p")
+        self._tb = time_base or Fraction(1, 90000)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent or ".")
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._out = av.open(str(self._tmp), mode="w", format=_container_format(self.path.suffix))
+            rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
+            self._stream = self._out.add_stream(codec, rate=rate, options=options)
+            width, height = size
+            self._stream.width = _even(width) if self._pad else width
+            self._stream.height = _even(height) if self._pad else height
+            self._stream.pix_fmt = pix_fmt
+            self._stream.codec_context.time_base = self._tb
+            self._stream.time_base = self._tb
+            if threads:
+                self._stream.codec_context.thread_count = threads
+            self._audio = self._open_audio(audio_from)
+        except OutputError:
+            self._discard()
+            raise
+        except (av.error.FFmpegError, OSError) as exc:
+            self._discard()
+            raise _output_error(self.path, exc) from None
+        self._last_pts: int | None = None
+        self._last_seconds: float | None = None
+        self._closed = False
+
+    def _open_audio(self, audio_from: str | None) -> _AudioCopy | None:
+        if not audio_from:
+            return None
+        try:
+            return _AudioCopy(audio_from, self._out)
+        except ValueError as exc:
+            log.warning("output has no audio: %s", exc)
+            return None
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        if self._pad:
+            image = _pad_even(image)
+        fmt = "rgba" if image.ndim == 3 and image.shape[2] == 4 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(image, format=fmt)
+        ticks = round(pts / self._tb) if pts is not None else None
+        if ticks is None or (self._last_pts is not None and ticks <= self._last_pts):
+            # missing or repeated pts (damaged input): keep strictly increasing
+            step = max(1, round(1 / (float(self._stream.codec_context.framerate or 30) * self._tb)))
+            ticks = (self._last_pts + step) if self._last_pts is not None else 0
+        frame.pts = ticks
+        frame.time_base = self._tb
+        self._last_pts = ticks
+        self._last_seconds = float(ticks * self._tb)
+        try:
+            for packet in self._stream.encode(frame):
+                self._out.mux(packet)
+            if self._audio is not None:
+                self._audio.copy_until(self._last_seconds)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise _output_error(self.path, exc) from None
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        """Flush and rename into place. ``complete=False`` (Ctrl-C) copies audio
+        only up to the last video frame so the partial file stays in sync."""
+        if self._closed:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._out.mux(packet)
+            if self._audio is not None:
+                frame_time = 1 / float(self._stream.codec_context.framerate or 30)
+                end = None if complete else (self._last_seconds or 0.0) + frame_time
+                self._audio.copy_until(end)
+                self._audio.close()
+            self._out.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            self._discard()
+            raise _output_error(self.path, exc) from None
+        self._closed = True
+        if self.written == 0:
+            self._tmp.unlink(missing_ok=True)
+            raise OutputError(f"no frames were written; {self.path} not created")
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._discard()
+
+    def _discard(self) -> None:
+        self._closed = True
+        for closeable in (getattr(self, "_audio", None), getattr(self, "_out", None)):
+            if closeable is not None:
+                try:
+                    closeable.close()
+                except Exception:  # already failing: the temp file goes anyway
+                    pass
+        self._tmp.unlink(missing_ok=True)
+
+
+def _container_format(suffix: str) -> str | None:
+    return {".mov": "mov", ".webm": "webm", ".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}.get(suffix.lower())
+
+
+class _StagedDirectory:
+    """Files written into a hidden sibling directory, moved into the target on
+    success, so an interrupted job never mixes old and new frames."""
+
+    def __init__(self, target: Path, name_pattern: str, overwrite: bool) -> None:
+        self.target = target
+        self.pattern = name_pattern
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise OutputError(f"output directory does not exist: {parent}")
+        first = target / (name_pattern % 1)
+        if first.exists() and not overwrite:
+            raise OutputError(f"output exists: {first} (use --overwrite to replace it)")
+        if target.exists() and not target.is_dir():
+            raise OutputError(f"output is a file, expected a directory: {target}")
+        try:
+            self.staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
+        except OSError as exc:
+            raise _output_error(target, exc) from None
+
+    def path(self, number: int) -> Path:
+        return self.staging / (self.pattern % number)
+
+    def commit(self) -> None:
+        """Move the staged files into the target (replacing same-named ones)."""
+        if not self.target.exists():
+            os.replace(self.staging, self.target)
+            return
+        for item in sorted(self.staging.iterdir()):
+            os.replace(item, self.target / item.name)
+        self.staging.rmdir()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class ImageSequenceSink(Sink):
+    """Lossless PNGs, one per frame, numbered from 1 (``000001.png``...).
+
+    RGBA images keep their alpha (``--alpha``), HxW images are written as
+    8-bit grey (mattes). ``target`` is a directory or a ``dir/name%06d.png``
+    pattern.
+    """
+
+    def __init__(self, target: str | os.PathLike[str], overwrite: bool = False) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        target = str(target)
+        if "%" in Path(target).name:
+            directory, pattern = Path(target).parent, Path(target).name
+        else:
+            directory, pattern = Path(target), "%06d.png"
+        self.path = directory
+        self._dir = _StagedDirectory(directory, pattern, overwrite)
+        self._closed = False
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        cv2 = self._cv2
+        if image.ndim == 3:
+            code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+            image = cv2.cvtColor(image, code)
+        path = self._dir.path(self.written + 1)
+        # compression 1: lossless either way, level 1 is several times faster than 3
+        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise _output_error(path, OSError(28 if _disk_full(path) else 5, "write failed"))
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._dir.commit()
+        except OSError as exc:
+            self._dir.discard()
+            raise _output_error(self.path, exc) from None
+
+    def abort(self) -> None:
+        self._closed = True
+        self._dir.discard()
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def alpha_to_grey(alpha: np.ndarray) -> np.ndarray:
+    """float alpha in [0, 1] → 8-bit grey, rounded (not truncated) so 0.5 → 128."""
+    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- live
+
+
+def virtual_camera_help() -> str:
+    """What to install for a virtual camera on this OS, in one sentence."""
+    system = platform.system()
+    if system == "Linux":
+        return "install v4l2loopback and run: sudo modprobe v4l2loopback devices=1 exclusive_caps=1"
+    if system == "Windows":
+        return "install OBS Studio (26+), start it once and click 'Start Virtual Camera', then stop it"
+    if system == "Darwin":
+        return "install OBS Studio (28+), start it once and click 'Start Virtual Camera', then stop it"
+    return "install a virtual camera driver supported by pyvirtualcam"
+
+
+class VirtualCameraSink(Sink):
+    """Frames to a virtual webcam (v4l2loopback, OBS Virtual Camera) that video
+    call apps can select. RGBA input is flattened: cameras carry no alpha."""
+
+    def __init__(self, size: tuple[int, int], fps: float, device: str | None = None) -> None:
+        import pyvirtualcam
+
+        width, height = size
+        try:
+            self._cam = pyvirtualcam.Camera(
+                width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device, print_fps=False
+            )
+        except Exception as exc:  # pyvirtualcam raises RuntimeError/ValueError per backend
+            raise DeviceError(f"no virtual camera device ({_first_line(exc)}); {virtual_camera_help()}") from None
+        self.device = self._cam.device
+        log.info("virtual camera: %s (%dx%d @ %.0f fps)", self.device, width, height, fps)
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = np.ascontiguousarray(image[:, :, :3])
+        self._cam.send(image)
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        self._cam.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class StreamSink(Sink):
+    """Low-latency H.264 in MPEG-TS to a URL (``udp://host:port``, ``srt://``...),
+    which OBS's media source or ``ffplay`` can open. Timestamps come from the
+    wall clock so the receiver plays at the real rate even when frames drop."""
+
+    def __init__(self, url: str, size: tuple[int, int], fps: float, bitrate: str = "4M") -> None:
+        self.url = url
+        target = url
+        if url.startswith("udp://") and "pkt_size" not in url:
+            target += ("&" if "?" in url else "?") + "pkt_size=1316"  # 7 TS packets per datagram
+        options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "bf": "0",
+            "g": str(max(1, int(round(fps)))),
+            "b": bitrate,
+        }
+        try:
+            self._out = av.open(target, mode="w", format="mpegts", timeout=5.0)
+            self._stream = self._out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001), options=options)
+            self._stream.width, self._stream.height = _even(size[0]), _even(size[1])
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.codec_context.time_base = Fraction(1, 90000)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot open stream output {url}: {_first_line(exc)}") from None
+        self._t0: float | None = None
+        self._last = -1
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        ticks = max(self._last + 1, int((now - self._t0) * 90000))
+        self._last = ticks
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[:, :, :3]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_pad_even(image)), format="rgb24")
+        frame.pts = ticks
+        frame.time_base = Fraction(1, 90000)
+        try:
+            for packet in self._stream.encode(frame):
+                self._out.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"stream output {self.url} failed: {_first_line(exc)}") from None
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        try:
+            for packet in self._stream.encode():
+                self._out.mux(packet)
+        except (av.error.FFmpegError, OSError):
+            pass  # the receiver may be gone; nothing to keep
+        self._out.close()
+
+
+def display_available() -> str | None:
+    """None if a preview window can open, else the reason in a few words."""
+    import cv2
+
+    info = cv2.getBuildInformation()
+    gui_line = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    if "NONE" in gui_line.upper():
+        return "this OpenCV build has no GUI (opencv-python-headless); install opencv-python for --preview"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY/WAYLAND_DISPLAY unset); --preview needs a desktop session"
+    return None
+
+
+class PreviewSink(Sink):
+    """An OpenCV window showing the output; closing it (or q/Esc) stops the job."""
+
+    WINDOW = "livematte preview"
+
+    def __init__(self) -> None:
+        reason = display_available()
+        if reason:
+            raise DeviceError(f"cannot open a preview window: {reason}")
+        import cv2
+
+        self._cv2 = cv2
+        cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
+        self.closed_by_user = False
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        cv2 = self._cv2
+        code = cv2.COLOR_RGBA2BGR if image.ndim == 3 and image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        cv2.imshow(self.WINDOW, cv2.cvtColor(image, code))
+        key = cv2.waitKey(1) & 0xFF
+        if key in (27, ord("q")):
+            self.closed_by_user = True
+            raise KeyboardInterrupt
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        self._cv2.destroyWindow(self.WINDOW)

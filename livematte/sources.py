@@ -1,0 +1,364 @@
+"""Where frames come from: video files, webcams and network streams.
+
+Every source yields :class:`~livematte.frame.Frame` objects (upright RGB,
+pts in seconds) so the pipeline never needs to know what it is reading.
+Files are read with PyAV so timestamps, rotation and variable frame rate
+survive; webcams go through OpenCV because that is what opens cameras the
+same way on Linux, Windows and macOS; network streams use PyAV with
+timeouts so a dead sender cannot hang the program.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from abc import ABC, abstractmethod
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from livematte.errors import DeviceError, InputError
+from livematte.frame import Frame
+
+log = logging.getLogger(__name__)
+
+#: URL schemes PyAV/FFmpeg can read live video from.
+STREAM_SCHEMES = ("udp", "rtp", "rtsp", "rtmp", "http", "https", "srt", "tcp")
+
+
+class Source(ABC):
+    """A sequence of frames plus what sinks need to reproduce its timing.
+
+    ``live`` sources (cameras, streams) run in real time and may drop frames;
+    file sources must be processed completely and in order.
+    """
+
+    live: bool = False
+    #: nominal frames per second (average for variable frame rate)
+    fps: float = 30.0
+    #: frame size after rotation, (width, height)
+    size: tuple[int, int] = (0, 0)
+    #: number of frames when known in advance (progress bars), else None
+    frame_count: int | None = None
+    #: time base the source's pts were expressed in, reused by file sinks so
+    #: output timestamps equal input timestamps exactly
+    time_base: Fraction = Fraction(1, 90000)
+    #: frames that could not be decoded and were skipped
+    decode_errors: int = 0
+    #: path of a file whose audio a sink may copy, or None
+    audio_path: str | None = None
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Frame]:
+        """Yield frames until the source ends or :meth:`close` is called."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the file, camera or socket; safe to call twice."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _upright(rgb: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a display-matrix rotation (counter-clockwise degrees, as FFmpeg reports it)."""
+    quarter_turns = int(round(rotation / 90.0)) % 4
+    if quarter_turns == 0:
+        return rgb
+    return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns))
+
+
+def _check_input_path(path: Path) -> None:
+    """Reject what is obviously not a video before FFmpeg prints its own noise."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a directory, not a video file: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"input is an empty file (0 bytes): {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input is not readable (permissions): {path}")
+
+
+class _AVSource(Source):
+    """Shared PyAV decoding for files and network streams."""
+
+    def __init__(self, container: "av.container.InputContainer", label: str) -> None:
+        self._container = container
+        self._label = label
+        videos = container.streams.video
+        if not videos:
+            container.close()
+            raise InputError(f"no video stream in {label} (audio-only, truncated or not a video)")
+        self._stream = videos[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+        self.fps = float(rate) if rate else 30.0
+        self.time_base = self._stream.time_base or Fraction(1, 90000)
+        self._closed = False
+        self._seek_to: float | None = None
+        self._packet_iter = self._packets()
+        self._first = self._peek()
+        if self._first is None:
+            container.close()
+            raise InputError(f"no decodable video frame in {label}: file is damaged or truncated")
+        self._rotation = float(self._first.rotation or 0)
+        w, h = self._first.width, self._first.height
+        self.size = (h, w) if int(round(self._rotation / 90.0)) % 2 else (w, h)
+
+    def _peek(self) -> "av.VideoFrame | None":
+        """Decode the first frame now: its rotation fixes the output size sinks
+        need before anything is written, and a file with no decodable frame
+        is rejected at open time instead of producing an empty output."""
+        for packet in self._packet_iter:
+            for frame in self._decode(packet):
+                return frame
+        return None
+
+    def seek(self, seconds: float) -> None:
+        """Continue from the key frame at or before ``seconds`` (file sources).
+
+        Frames before ``seconds`` are decoded but not yielded, so the first
+        frame yielded is the one showing that time.
+        """
+        offset = int(seconds / self.time_base)
+        self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
+        self._stream.codec_context.flush_buffers()
+        self._packet_iter = self._packets()
+        self._first = None
+        self._seek_to = seconds
+
+    def _frames(self) -> Iterator["av.VideoFrame"]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        for packet in self._packet_iter:
+            yield from self._decode(packet)
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        for frame in self._frames():
+            if self._closed:
+                return
+            # absolute pts (not shifted to 0): copied audio packets keep theirs too
+            pts = None if frame.pts is None else float(frame.pts * self.time_base)
+            if self._seek_to is not None and pts is not None and pts < self._seek_to - 1e-6:
+                continue
+            rgb = _upright(frame.to_ndarray(format="rgb24"), frame.rotation or self._rotation)
+            yield Frame(rgb=rgb, pts=pts, index=index)
+            index += 1
+
+    def _packets(self) -> Iterator["av.Packet"]:
+        demuxer = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(demuxer)
+            except StopIteration:
+                return
+            except av.error.EOFError:
+                return
+            except (av.error.InvalidDataError, av.error.OSError) as exc:
+                # A truncated file ends with a damaged packet: stop, keep what we have.
+                self.decode_errors += 1
+                log.warning("stopped reading %s at a damaged packet: %s", self._label, exc)
+                return
+            yield packet  # includes the flush packet (size 0) at the end
+
+    def _decode(self, packet: "av.Packet") -> list["av.VideoFrame"]:
+        try:
+            return packet.decode()
+        except av.error.FFmpegError as exc:
+            self.decode_errors += 1
+            log.debug("skipped undecodable packet in %s: %s", self._label, exc)
+            return []
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._container.close()
+
+
+class FileSource(_AVSource):
+    """A video file decoded with PyAV; its audio stream is left for the sink to copy."""
+
+    live = False
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        p = Path(path)
+        _check_input_path(p)
+        try:
+            container = av.open(str(p), mode="r")
+        except av.error.FFmpegError as exc:
+            raise InputError(f"not a readable video file: {p} ({_ffmpeg_reason(exc)})") from None
+        super().__init__(container, str(p))
+        if self._stream.frames:
+            self.frame_count = int(self._stream.frames)
+        elif self._stream.duration and self.fps:
+            self.frame_count = int(round(float(self._stream.duration * self.time_base) * self.fps))
+        elif container.duration and self.fps:
+            self.frame_count = int(round(container.duration / av.time_base * self.fps))
+        self.audio_path = str(p) if container.streams.audio else None
+
+
+class StreamSource(_AVSource):
+    """A network stream (udp/rtsp/http/srt...) read live through PyAV.
+
+    ``open_timeout`` bounds how long we wait for the first data (a stream that
+    never starts is an input error), ``read_timeout`` how long a running
+    stream may stall before it counts as dropped.
+    """
+
+    live = True
+
+    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0) -> None:
+        options = {"fflags": "nobuffer", "flags": "low_delay"}
+        if url.startswith("rtsp://"):
+            options["rtsp_transport"] = "tcp"
+        try:
+            container = av.open(url, mode="r", options=options, timeout=(open_timeout, read_timeout))
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot open stream {url}: {_ffmpeg_reason(exc)}") from None
+        super().__init__(container, url)
+
+    def _packets(self) -> Iterator["av.Packet"]:
+        demuxer = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(demuxer)
+            except (StopIteration, av.error.EOFError):
+                return
+            except av.error.ExitError:
+                # the read timeout's interrupt callback fired: the sender went away
+                log.warning("stream %s stopped sending", self._label)
+                return
+            except (av.error.InvalidDataError, av.error.OSError) as exc:
+                self.decode_errors += 1
+                log.debug("skipped damaged data in %s: %s", self._label, exc)
+                continue
+            yield packet
+
+
+class CameraSource(Source):
+    """A webcam through OpenCV, by index (``0``) or device path (``/dev/video2``).
+
+    The requested size and fps are a wish: cameras pick the nearest mode they
+    have, and :attr:`size`/:attr:`fps` report what was actually granted.
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        device: int | str,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        retries: int = 5,
+    ) -> None:
+        import cv2  # imported here: file jobs must not pay for camera probing
+
+        self._cv2 = cv2
+        self._device = device
+        self._requested = (size, fps)
+        self._retries = retries
+        self._cap = self._open()
+        width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (width, height)
+        granted = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(granted) if granted and granted > 0 else float(fps or 30.0)
+        self._closed = False
+
+    def _open(self) -> "object":
+        cv2 = self._cv2
+        cap = cv2.VideoCapture(self._device)
+        if not cap.isOpened():
+            cap.release()
+            raise DeviceError(
+                f"cannot open camera {self._device}: it does not exist or another program is using it"
+            )
+        size, fps = self._requested
+        if size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # stale buffered frames add latency
+        return cap
+
+    def __iter__(self) -> Iterator[Frame]:
+        cv2 = self._cv2
+        index = 0
+        start = time.monotonic()
+        failures = 0
+        while not self._closed:
+            ok, bgr = self._cap.read()
+            if not ok or bgr is None:
+                failures += 1
+                if self._closed:
+                    return
+                if failures > self._retries:
+                    raise DeviceError(f"camera {self._device} stopped delivering frames (unplugged?)")
+                self._reopen_after(0.2 * 2 ** (failures - 1))
+                continue
+            failures = 0
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield Frame(rgb=rgb, pts=time.monotonic() - start, index=index)
+            index += 1
+
+    def _reopen_after(self, delay: float) -> None:
+        """Back off, then reopen: a camera unplugged for a moment comes back."""
+        log.warning("camera %s delivered no frame; reopening in %.1f s", self._device, delay)
+        time.sleep(delay)
+        self._cap.release()
+        try:
+            self._cap = self._open()
+        except DeviceError:
+            self._cap = self._cv2.VideoCapture()  # closed handle: next read fails and retries
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._cap.release()
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    """FFmpeg's reason without the file name it repeats."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return reason.strip().rstrip(".")
+
+
+def parse_camera(spec: str) -> int | str:
+    """``"0"`` → camera index 0; anything else (``/dev/video2``) is a device path."""
+    return int(spec) if re.fullmatch(r"\d+", spec) else spec
+
+
+def is_stream_url(spec: str) -> bool:
+    """True for ``udp://``, ``rtsp://``, ``http(s)://``, ``srt://`` ... URLs."""
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and scheme.lower() in STREAM_SCHEMES
+
+
+def open_source(
+    spec: str,
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    open_timeout: float = 10.0,
+) -> Source:
+    """Open a file path, stream URL, or ``camera:N`` / ``/dev/videoN`` device.
+
+    ``size`` and ``fps`` only apply to cameras (files and streams keep theirs).
+    """
+    if is_stream_url(spec):
+        return StreamSource(spec, open_timeout=open_timeout)
+    if spec.startswith("camera:"):
+        return CameraSource(parse_camera(spec[len("camera:"):]), size=size, fps=fps)
+    if spec.startswith("/dev/video"):
+        return CameraSource(spec, size=size, fps=fps)
+    return FileSource(spec)
