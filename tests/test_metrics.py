@@ -173,6 +173,17 @@ def test_connectivity_split_matte_by_hand():
     assert metrics.connectivity_error(pred, gt, wall) == pytest.approx(0.003)
 
 
+def test_connectivity_ignores_excess_below_theta():
+    # Same layout with a faint island of 0.1: it still drops at the first
+    # threshold (l = 0), but pred d = .1 < theta .15 -> phi 1 while gt d = 1
+    # -> phi 0, so |diff| 1 x 6 px; the wall adds 3 as before: 9 -> / 1000.
+    gt = np.ones((3, 6))
+    pred = np.ones((3, 6))
+    pred[:, 3] = 0.0
+    pred[:, 4:] = 0.1
+    assert metrics.connectivity_error(pred, gt) == pytest.approx(0.009)
+
+
 def test_connectivity_uses_4_neighbourhood():
     # A 3x3 block of 1.0 and a 2x2 block of 0.9 that touch only at a corner,
     # zeros elsewhere, gt solid 1. With 4-connectivity the 2x2 block is never
