@@ -1,0 +1,151 @@
+"""Shared fixtures: real data from ../shared and manifests for third-party peer models.
+
+The runtime must run models nobody here wrote, so tests write manifests for
+the peer ONNX files in ../shared/peers (referenced by absolute path) instead
+of depending on the project's own engine. Everything skips with a reason when
+../shared is absent.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from livematte.manifest import EngineManifest, load_manifest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PEERS = SHARED / "peers"
+DATA = SHARED / "data"
+
+MEDIAPIPE_ONNX = PEERS / "obsbgr__mediapipe.onnx"
+SELFIE_ONNX = PEERS / "obsbgr__selfie_segmentation.onnx"
+RVM_ONNX = PEERS / "PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx"
+
+_RGB_UNIT = {"layout": "NHWC", "dtype": "float32", "color": "RGB",
+             "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+
+#: manifests for the peers, as a third party would write them (onnx filled in per test run)
+PEER_MANIFESTS: dict[str, dict] = {
+    "mediapipe": {
+        "format": "livematte-engine/1",
+        "name": "peer-mediapipe-landscape",
+        "description": "MediaPipe selfie segmentation, landscape 144x256",
+        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [144, 256]},
+        "outputs": {"alpha": {"name": "segment:0", "layout": "NHWC", "channel": 1, "activation": "softmax"}},
+        "license": "Apache-2.0",
+    },
+    "selfie": {
+        "format": "livematte-engine/1",
+        "name": "peer-selfie-square",
+        "description": "MediaPipe selfie segmentation, general 256x256",
+        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [256, 256]},
+        "outputs": {"alpha": {"name": "activation_10", "layout": "NHWC", "channel": 0, "activation": "none"}},
+        "license": "Apache-2.0",
+    },
+    "rvm": {
+        "format": "livematte-engine/1",
+        "name": "peer-rvm-mobilenetv3",
+        "description": "RobustVideoMatting MobileNetV3 (recurrent), compare-only peer",
+        "input": {"name": "src", **_RGB_UNIT, "size": None, "multiple_of": 2, "downsample_in_graph": True},
+        "downsample": [{"max_side": 720, "ratio": 0.5}, {"max_side": 100000, "ratio": 0.25}],
+        "constants": [{"name": "downsample_ratio:0", "dtype": "float32", "value": "ratio"}],
+        "state": [{"input": f"r{i}i:0", "output": f"r{i}o", "shape": [1, 1, 1, 1], "init": 0.0}
+                  for i in range(1, 5)],
+        "outputs": {"alpha": {"name": "pha", "layout": "NHWC", "channel": 0, "activation": "none"},
+                    "foreground": {"name": "fgr", "layout": "NHWC", "activation": "none"}},
+        "license": "GPL-3.0 (compare only, never shipped)",
+    },
+}
+_PEER_ONNX = {"mediapipe": MEDIAPIPE_ONNX, "selfie": SELFIE_ONNX, "rvm": RVM_ONNX}
+
+
+def write_manifest(directory: Path, data: dict, stem: str) -> Path:
+    """Write ``data`` as ``directory/stem.json`` and return its path."""
+    path = directory / f"{stem}.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+def _peer_manifest_path(tmp_path_factory: pytest.TempPathFactory, peer: str) -> Path:
+    onnx_path = _PEER_ONNX[peer]
+    if not onnx_path.is_file():
+        pytest.skip(f"peer model {onnx_path} not available")
+    data = dict(PEER_MANIFESTS[peer], onnx=str(onnx_path))
+    return write_manifest(tmp_path_factory.mktemp(f"peer-{peer}"), data, peer)
+
+
+@pytest.fixture(scope="session")
+def mediapipe_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest for the MediaPipe landscape peer (NHWC 144x256, softmax, channel 1)."""
+    return _peer_manifest_path(tmp_path_factory, "mediapipe")
+
+
+@pytest.fixture(scope="session")
+def selfie_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest for the MediaPipe square peer (NHWC 256x256, probability output)."""
+    return _peer_manifest_path(tmp_path_factory, "selfie")
+
+
+@pytest.fixture(scope="session")
+def rvm_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest for the recurrent RVM peer (state r1i..r4i fed back from r1o..r4o)."""
+    return _peer_manifest_path(tmp_path_factory, "rvm")
+
+
+@pytest.fixture(scope="session")
+def mediapipe_manifest(mediapipe_manifest_path: Path) -> EngineManifest:
+    return load_manifest(mediapipe_manifest_path)
+
+
+@pytest.fixture(scope="session")
+def selfie_manifest(selfie_manifest_path: Path) -> EngineManifest:
+    return load_manifest(selfie_manifest_path)
+
+
+@pytest.fixture(scope="session")
+def rvm_manifest(rvm_manifest_path: Path) -> EngineManifest:
+    return load_manifest(rvm_manifest_path)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as RGB uint8."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, f"cannot read {path}"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_grey(path: Path) -> np.ndarray:
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert grey is not None, f"cannot read {path}"
+    return grey
+
+
+def _pairs(folder: str, truth: str) -> list[tuple[Path, Path]]:
+    root = DATA / folder
+    if not (root / "image").is_dir():
+        pytest.skip(f"{root} not available")
+    pairs = []
+    for image in sorted((root / "image").iterdir()):
+        matches = sorted((root / truth).glob(image.stem + ".*"))
+        if matches:
+            pairs.append((image, matches[0]))
+    if not pairs:
+        pytest.skip(f"{root} has no image/{truth} pairs")
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def eg1800_portrait() -> tuple[np.ndarray, np.ndarray]:
+    """One real EG1800 validation portrait (RGB uint8) and its person mask (bool)."""
+    image, mask = _pairs("eg1800-portraits", "mask")[0]
+    return read_rgb(image), read_grey(mask) > 127
+
+
+@pytest.fixture(scope="session")
+def soft_alpha_samples() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real photos with soft ground-truth alpha (AISegment humans + two alphamatting.com hair/fur images)."""
+    pairs = _pairs("aisegment-matting-human-samples", "alpha") + _pairs("alphamatting-lowres-train", "alpha")[:2]
+    return [(read_rgb(i), read_grey(a)) for i, a in pairs]
