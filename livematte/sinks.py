@@ -85,6 +85,14 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
         raise OutputError(f"output directory is not writable: {parent}")
 
 
+def _default_permissions(path: Path) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; outputs should get
+    the permissions any new file would (0666/0777 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def _output_error(path: Path, exc: BaseException) -> OutputError:
     """One line for a write failure; disk full is the common one, so name it."""
     errno = getattr(exc, "errno", None)
@@ -184,6 +192,7 @@ class VideoFileSink(Sink):
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent or ".")
         os.close(fd)
         self._tmp = Path(tmp)
+        _default_permissions(self._tmp)
         try:
             self._out = av.open(str(self._tmp), mode="w", format=_container_format(self.path.suffix))
             rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
@@ -297,6 +306,7 @@ class _StagedDirectory:
             raise OutputError(f"output is a file, expected a directory: {target}")
         try:
             self.staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=parent))
+            _default_permissions(self.staging)
         except OSError as exc:
             raise _output_error(target, exc) from None
 

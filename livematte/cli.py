@@ -1,0 +1,366 @@
+"""The ``livematte`` command line.
+
+Every failure a user can cause (bad input, unknown engine, missing device,
+unwritable output) is a :class:`~livematte.errors.LivematteError` and ends
+as one line ``livematte: error: ...`` with that error's exit code; tracebacks
+only appear with ``--debug``. Ctrl-C finalises what was written and exits
+130 (SIGTERM: 143).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+from livematte import __version__
+from livematte.errors import InputError, LivematteError, OutputError
+
+log = logging.getLogger("livematte")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _is_image_sequence(out: str) -> bool:
+    """A directory (existing, or written with a trailing slash) or a ``%06d.png`` pattern."""
+    return "%" in Path(out).name or out.endswith(("/", "\\")) or Path(out).is_dir()
+
+
+def _load_matter(args: argparse.Namespace):
+    """Engine → Matter, both validated before any output exists."""
+    from livematte.engine import Matter
+    from livematte.registry import find_engine
+
+    manifest = find_engine(args.model)
+    return Matter(manifest, backend=args.backend)
+
+
+def _compositor(bg: str | None, alpha: bool, size: tuple[int, int]):
+    from livematte.compositor import Compositor, parse_background
+
+    if alpha and bg not in (None, "transparent"):
+        raise InputError("--alpha keeps the background transparent; drop --bg or drop --alpha")
+    spec = parse_background("transparent" if alpha else (bg or "blur"))
+    return Compositor(spec, size)
+
+
+def _open_all(openers: Sequence[Callable[[], object]]) -> list:
+    """Open sinks in order; if one fails, abort those already open (no leftovers)."""
+    opened: list = []
+    try:
+        for open_one in openers:
+            opened.append(open_one())
+    except BaseException:
+        for sink in opened:
+            sink.abort()
+        raise
+    return opened
+
+
+def _report_result(result, target: str, quiet: bool) -> int:
+    from livematte.pipeline import PipelineResult
+
+    assert isinstance(result, PipelineResult)
+    skipped = f", {result.decode_errors} undecodable packets skipped" if result.decode_errors else ""
+    dropped = f", {result.dropped} dropped to stay live" if result.dropped else ""
+    if result.interrupted:
+        print(
+            f"livematte: interrupted: wrote {result.frames_out} frames to {target} (finalised, playable){skipped}",
+            file=sys.stderr,
+        )
+        return 128 + (result.signal or 2)
+    if not quiet:
+        print(
+            f"livematte: wrote {result.frames_out} frames to {target} in {result.elapsed_s:.1f} s "
+            f"({result.fps:.1f} fps){skipped}{dropped}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _live_printer(quiet: bool) -> Callable:
+    def show(stats) -> None:
+        if not quiet:
+            print(
+                f"livematte: {stats.fps:5.1f} fps  latency {stats.latency_ms:6.1f} ms  dropped {stats.dropped}",
+                file=sys.stderr,
+            )
+
+    return show
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from livematte.pipeline import Pipeline
+    from livematte.progress import ProgressBar
+    from livematte.sinks import ImageSequenceSink, StreamSink, VideoFileSink
+    from livematte.sources import is_stream_url, open_source
+
+    out = args.output
+    if not is_stream_url(out) and not _is_image_sequence(out) and Path(out).exists() and not args.overwrite:
+        raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
+    source = open_source(args.input)
+    try:
+        matter = _load_matter(args)
+        compositor = _compositor(args.bg, args.alpha, source.size)
+        if is_stream_url(out):
+            main = lambda: StreamSink(out, source.size, source.fps)  # noqa: E731
+        elif _is_image_sequence(out):
+            main = lambda: ImageSequenceSink(out, overwrite=args.overwrite)  # noqa: E731
+        else:
+            main = lambda: VideoFileSink(  # noqa: E731
+                out,
+                source.size,
+                source.fps,
+                source.time_base,
+                alpha=args.alpha,
+                quality=args.quality,
+                preset=args.preset,
+                audio_from=None if source.live else source.audio_path,
+                overwrite=args.overwrite,
+                threads=args.threads,
+            )
+        openers = [main]
+        if args.matte_out:
+            openers.append(lambda: ImageSequenceSink(args.matte_out, overwrite=args.overwrite))
+        sinks = _open_all(openers)
+    except BaseException:
+        source.close()
+        raise
+    bar = ProgressBar(enabled=not args.quiet)
+    pipeline = Pipeline(
+        source,
+        matter,
+        compositor,
+        sinks[:1],
+        matte_sinks=sinks[1:],
+        duration=args.duration,
+        on_progress=bar,
+        on_live_stats=_live_printer(args.quiet),
+    )
+    try:
+        result = pipeline.run()
+    finally:
+        bar.finish()
+        matter.close()
+    return _report_result(result, out, args.quiet)
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from livematte.pipeline import Pipeline
+    from livematte.sinks import PreviewSink, StreamSink, VideoFileSink, VirtualCameraSink
+    from livematte.sources import CameraSource, parse_camera
+
+    if not (args.virtual_cam or args.preview or args.stream or args.record):
+        raise InputError("choose where the video goes: --virtual-cam, --preview, --stream URL and/or --record FILE")
+    source = CameraSource(parse_camera(args.device), size=args.size, fps=args.fps)
+    try:
+        matter = _load_matter(args)
+        compositor = _compositor(args.bg, False, source.size)
+        openers: list[Callable[[], object]] = []
+        if args.virtual_cam:
+            openers.append(lambda: VirtualCameraSink(source.size, source.fps))
+        if args.stream:
+            openers.append(lambda: StreamSink(args.stream, source.size, source.fps))
+        if args.record:
+            openers.append(lambda: VideoFileSink(args.record, source.size, source.fps, overwrite=args.overwrite))
+        if args.preview:
+            openers.append(PreviewSink)
+        sinks = _open_all(openers)
+    except BaseException:
+        source.close()
+        raise
+    if not args.quiet:
+        print(f"livematte: camera {args.device} at {source.size[0]}x{source.size[1]} {source.fps:.0f} fps; Ctrl-C stops",
+              file=sys.stderr)
+    pipeline = Pipeline(source, matter, compositor, sinks, duration=args.duration, on_live_stats=_live_printer(args.quiet))
+    try:
+        result = pipeline.run()
+    finally:
+        matter.close()
+    return _report_result(result, "the live outputs", args.quiet)
+
+
+def cmd_engines_list(args: argparse.Namespace) -> int:
+    from livematte.registry import DEFAULT_ENGINE, list_engines
+
+    engines = list_engines()
+    if not engines:
+        print(f"no engines installed (the default is {DEFAULT_ENGINE}); use --model path/to/model.onnx")
+        return 0
+    for m in engines:
+        size = "x".join(map(str, m.input.size)) if m.input.size else "any"
+        default = " (default)" if m.name == DEFAULT_ENGINE else ""
+        print(f"{m.name:28s} {size:>9s}  {m.description}{default}")
+    return 0
+
+
+def cmd_engines_info(args: argparse.Namespace) -> int:
+    from livematte.registry import find_engine
+
+    m = find_engine(args.name)
+    inp = m.input
+    lines = [
+        f"name:        {m.name}",
+        f"description: {m.description}",
+        f"onnx:        {m.onnx_path}",
+        f"input:       {inp.name} {inp.layout} {inp.dtype} {inp.color} "
+        + (f"{inp.size[0]}x{inp.size[1]} (HxW)" if inp.size else f"any size (multiple of {inp.multiple_of})"),
+        f"recurrent:   {len(m.state)} state tensors" if m.state else "recurrent:   no",
+        f"licence:     {m.license or 'not stated'}",
+    ]
+    speed = m.speed or {}
+    if speed:
+        lines.append(f"speed:       {speed.get('ms_per_frame', '?')} ms/frame on {speed.get('machine', '?')}")
+    else:
+        lines.append("speed:       not measured")
+    if m.metrics:
+        for dataset, values in m.metrics.items():
+            shown = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in values.items())
+            lines.append(f"quality:     {dataset}: {shown}")
+    else:
+        lines.append("quality:     not measured")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from livematte.sample import write_sample
+
+    path = write_sample(args.output, size=args.size, seconds=args.seconds, fps=args.fps, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"livematte: wrote sample clip {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from livematte.bench import format_table, run_benchmark
+
+    rows = run_benchmark([args.model], sizes=args.sizes, frames=args.frames, backend=args.backend)
+    print(format_table(rows))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from livematte.registry import DEFAULT_ENGINE
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only print errors")
+
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--model", default=DEFAULT_ENGINE, help=f"engine name or path to an .onnx with its .json (default {DEFAULT_ENGINE})")
+    engine.add_argument("--backend", default="cpu", help="cpu, onnxruntime-gpu, tensorrt or torch (default cpu)")
+    engine.add_argument("--bg", help="background: blur[:RADIUS], '#rrggbb', image file, video file (looped) or transparent (default blur)")
+
+    parser = argparse.ArgumentParser(prog="livematte", description="Real-time human matting for video files, webcams and streams.",
+                                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"livematte {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("process", parents=[common, engine], help="matte a video file or stream into a file")
+    p.add_argument("input", help="video file or stream URL (udp://, rtsp://, http(s)://, srt://)")
+    p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, or udp:// URL")
+    p.add_argument("--alpha", action="store_true", help="keep the background transparent (.mov ProRes 4444, .webm VP9, PNG)")
+    p.add_argument("--matte-out", metavar="DIR", help="also write the alpha matte, one 8-bit grey PNG per frame")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
+    p.add_argument("--quality", type=int, default=20, help="CRF: lower is better and bigger (default 20)")
+    p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    p.add_argument("--duration", type=_positive(float), help="stop a live input after SECONDS")
+    p.set_defaults(func=cmd_process)
+
+    w = sub.add_parser("webcam", parents=[common, engine], help="matte a webcam live")
+    w.add_argument("--device", default="0", help="camera index or device path (default 0)")
+    w.add_argument("--size", type=_size, default=(1280, 720), help="requested WIDTHxHEIGHT (default 1280x720)")
+    w.add_argument("--fps", type=_positive(float), default=30.0, help="requested frame rate (default 30)")
+    w.add_argument("--virtual-cam", action="store_true", help="send to a virtual camera (Zoom, Meet, OBS)")
+    w.add_argument("--preview", action="store_true", help="show a preview window")
+    w.add_argument("--stream", metavar="URL", help="send MPEG-TS, e.g. udp://127.0.0.1:5000")
+    w.add_argument("--record", metavar="FILE", help="also record to a video file")
+    w.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
+    w.add_argument("--duration", type=_positive(float), help="stop after SECONDS")
+    w.set_defaults(func=cmd_webcam)
+
+    e = sub.add_parser("engines", parents=[common], help="list installed engines or show one")
+    esub = e.add_subparsers(dest="engines_command", required=True, metavar="list|info")
+    esub.add_parser("list", parents=[common], help="installed engines").set_defaults(func=cmd_engines_list)
+    info = esub.add_parser("info", parents=[common], help="what an engine's manifest says")
+    info.add_argument("name", help="engine name or path")
+    info.set_defaults(func=cmd_engines_info)
+
+    s = sub.add_parser("sample", parents=[common], help="generate the sample clip (NASA astronaut over a moving background)")
+    s.add_argument("output", help="output video file, e.g. sample.mp4")
+    s.add_argument("--size", type=_size, default=(1280, 720), help="WIDTHxHEIGHT (default 1280x720)")
+    s.add_argument("--seconds", type=_positive(float), default=5.0, help="length (default 5)")
+    s.add_argument("--fps", type=_positive(float), default=30.0, help="frame rate (default 30)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    s.set_defaults(func=cmd_sample)
+
+    b = sub.add_parser("bench", parents=[common], help="per-stage and end-to-end speed of an engine")
+    b.add_argument("--model", default=DEFAULT_ENGINE, help="engine name or path")
+    b.add_argument("--backend", default="cpu")
+    b.add_argument("--frames", type=int, default=90, help="frames per size (default 90)")
+    b.add_argument("--sizes", type=_size, nargs="+", default=[(1280, 720), (1920, 1080)], help="WIDTHxHEIGHT ...")
+    b.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (console scripts pass it to sys.exit)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
+    args.quiet = getattr(args, "quiet", False)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING,
+        format="livematte: %(levelname)s: %(message)s" if args.debug else "livematte: warning: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except LivematteError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"livematte: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("livematte: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep it one line unless --debug
+        if args.debug:
+            raise
+        print(f"livematte: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
