@@ -1,0 +1,326 @@
+"""TensorRT backend: an engine built from the ONNX on first use, state kept on the GPU.
+
+The plan is built with TensorRT 10's Python API (explicit-batch network,
+ONNX parser, fp16 when the GPU has fast fp16 unless fp32 is forced, an
+optimisation profile from the manifest) and cached on disk by
+:mod:`livematte.trt_cache`, so only the first run on a machine pays for the
+build. Per frame, the image and constants go up from page-locked host
+buffers and the declared outputs come back on one CUDA stream; the recurrent
+state never leaves the device: the state input and output buffers are
+swapped after each frame, so the next frame reads what this one wrote.
+
+Needs the ``tensorrt`` and ``pycuda`` packages and an NVIDIA GPU; without
+them constructing the backend raises :class:`BackendUnavailable` with the
+install line, while this module itself still imports.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from math import prod
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from livematte import trt_cache
+from livematte.backends.base import BackendUnavailable, MattingBackend
+from livematte.errors import EngineError
+from livematte.manifest import EngineManifest
+
+INSTALL_HINT = ("pip install 'livematte[gpu]' --extra-index-url https://pypi.nvidia.com "
+                "(TensorRT wheels come from NVIDIA's package index)")
+
+Progress = Callable[[str], None]
+
+
+def import_gpu_libraries() -> tuple[Any, Any]:
+    """``(tensorrt, pycuda.driver)``, or BackendUnavailable naming what is missing.
+
+    A package that is installed but cannot load (no NVIDIA driver, so no
+    ``libcuda``) is reported as such rather than as "missing".
+    """
+    modules = {}
+    missing, broken = [], []
+    for package, module in (("tensorrt", "tensorrt"), ("pycuda", "pycuda.driver")):
+        if importlib.util.find_spec(package) is None:
+            missing.append(package)
+            continue
+        try:
+            modules[package] = importlib.import_module(module)
+        except ImportError as exc:
+            broken.append(f"{package} ({_first_line(exc)})")
+    if missing:
+        raise BackendUnavailable(f"the TensorRT backend needs {' and '.join(missing)}: {INSTALL_HINT}")
+    if broken:
+        raise BackendUnavailable(f"installed but cannot load: {', '.join(broken)}; is the NVIDIA driver installed?")
+    return modules["tensorrt"], modules["pycuda"]
+
+
+class _PrimaryContext:
+    """The device's primary CUDA context, the one TensorRT's runtime calls also use.
+
+    Made current around each call rather than once, because the pipeline
+    runs inference on its own thread and a context is current per thread.
+    """
+
+    def __init__(self, cuda: Any, device_index: int = 0) -> None:
+        cuda.init()
+        if cuda.Device.count() <= device_index:
+            raise BackendUnavailable("no NVIDIA GPU is visible to CUDA")
+        self.cuda = cuda
+        self.device = cuda.Device(device_index)
+        self.context = self.device.retain_primary_context()
+
+    def __enter__(self) -> "_PrimaryContext":
+        self.context.push()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cuda.Context.pop()
+
+    def identity(self) -> tuple[str, str]:
+        """(GPU name, compute capability "major.minor") for the plan cache key."""
+        major, minor = self.device.compute_capability()
+        return self.device.name(), f"{major}.{minor}"
+
+    def release(self) -> None:
+        self.context.detach()
+
+
+def _progress_monitor(trt: Any, progress: Progress) -> Any:
+    """A TensorRT IProgressMonitor that reports top-level build phases as lines."""
+
+    class _Monitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            if parent_phase is None:
+                progress(f"TensorRT: {phase_name} ({num_steps} steps)")
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True  # never cancel
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    return _Monitor()
+
+
+def effective_precision(trt: Any, logger: Any, requested: str) -> str:
+    """fp16 only where the GPU has fast fp16 (otherwise TensorRT would emulate it slowly)."""
+    if requested == "fp32":
+        return "fp32"
+    builder = trt.Builder(logger)
+    return "fp16" if getattr(builder, "platform_has_fast_fp16", True) else "fp32"
+
+
+def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
+               progress: Progress | None = None) -> bytes:
+    """Parse the engine's ONNX and build a serialised plan (the slow step)."""
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT 10 networks are always explicit-batch
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(manifest.onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineError(f"engine {manifest.name!r}: TensorRT cannot parse {manifest.onnx_path.name}: "
+                          f"{_first_line(errors[0]) if errors else 'unknown parser error'}")
+    config = builder.create_builder_config()
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    shapes = trt_cache.profile_shapes(manifest)
+    profile = builder.create_optimization_profile()
+    dynamic = False
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        if all(d >= 0 for d in tensor.shape):
+            continue
+        if tensor.name not in shapes:
+            raise EngineError(f"engine {manifest.name!r}: input {tensor.name!r} has dynamic dimensions "
+                              "the manifest gives no shapes for")
+        r = shapes[tensor.name]
+        profile.set_shape(tensor.name, r.min, r.opt, r.max)
+        dynamic = True
+    if dynamic:
+        config.add_optimization_profile(profile)
+    if progress is not None:
+        config.progress_monitor = _progress_monitor(trt, progress)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise EngineError(f"engine {manifest.name!r}: TensorRT could not build a {precision} plan "
+                          "(run with TensorRT logging at VERBOSE to see why)")
+    return bytes(plan)
+
+
+def _cached_or_built_plan(trt: Any, logger: Any, gpu: _PrimaryContext, manifest: EngineManifest,
+                          precision: str, progress: Progress | None, directory: Path | None,
+                          force: bool = False) -> tuple[trt_cache.PlanKey, bytes]:
+    name, capability = gpu.identity()
+    key = trt_cache.PlanKey.create(manifest, gpu_name=name, compute_capability=capability,
+                                   tensorrt_version=trt.__version__,
+                                   precision=effective_precision(trt, logger, precision))
+    plan = None if force else trt_cache.load_plan(key, directory)
+    if plan is None:
+        if progress is not None:
+            progress(f"building TensorRT {key.precision} engine for {manifest.name!r} on {name} "
+                     "(once per GPU and TensorRT version)")
+        plan = build_plan(trt, logger, manifest, key.precision, progress)
+        trt_cache.store_plan(key, plan, directory)
+    return key, plan
+
+
+def build_engine_cache(manifest: EngineManifest, precision: str = "fp16",
+                       progress: Progress | None = None, directory: Path | None = None,
+                       force: bool = False) -> Path:
+    """Build (or verify) the cached plan for ``manifest`` ahead of time; returns its path.
+
+    What ``livematte engines build NAME --backend tensorrt [--fp32]`` runs, so
+    the first live frame does not wait for the build.
+    """
+    if precision not in trt_cache.PRECISIONS:
+        raise ValueError(f"precision must be one of {trt_cache.PRECISIONS}, not {precision!r}")
+    trt, cuda = import_gpu_libraries()
+    logger = trt.Logger(trt.Logger.WARNING)
+    gpu = _PrimaryContext(cuda)
+    try:
+        with gpu:
+            key, _ = _cached_or_built_plan(trt, logger, gpu, manifest, precision, progress, directory, force)
+    finally:
+        gpu.release()
+    return key.plan_path(directory)
+
+
+def _fill_bits(value: float, dtype: np.dtype) -> tuple[int, int]:
+    """(bit pattern, element size) that memset writes to fill a buffer with ``value``."""
+    scalar = np.array(value, dtype=dtype)
+    unsigned = {1: np.uint8, 2: np.uint16, 4: np.uint32}[dtype.itemsize]
+    return int(scalar.view(unsigned)), dtype.itemsize
+
+
+class TensorRTBackend(MattingBackend):
+    """Runs a cached TensorRT plan of the engine at one graph input size."""
+
+    name = "tensorrt"
+
+    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "fp16",
+                 progress: Progress | None = None, cache_directory: Path | None = None) -> None:
+        trt, cuda = import_gpu_libraries()
+        self.manifest = manifest
+        self.input_size = input_size
+        self._cuda = cuda
+        self._gpu = _PrimaryContext(cuda)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._device: dict[str, Any] = {}
+        with self._gpu:
+            self.plan_key, plan = _cached_or_built_plan(trt, self._logger, self._gpu, manifest, precision,
+                                                        progress, cache_directory)
+            self._runtime = trt.Runtime(self._logger)
+            self._engine = self._runtime.deserialize_cuda_engine(plan)
+            if self._engine is None:
+                raise EngineError(f"engine {manifest.name!r}: TensorRT rejected its cached plan; "
+                                  f"delete {self.plan_key.plan_path(cache_directory)} to rebuild it")
+            self._context = self._engine.create_execution_context()
+            self._stream = cuda.Stream()
+            self._allocate(trt)
+            self._fill_state()
+
+    def _input_shapes(self) -> dict[str, tuple[int, ...]]:
+        height, width = self.input_size
+        layout = self.manifest.input.layout
+        image = (1, 3, height, width) if layout == "NCHW" else (1, height, width, 3)
+        shapes = {self.manifest.input.name: image}
+        shapes.update({s.input: s.shape_for(height, width) for s in self.manifest.state})
+        return shapes
+
+    def _allocate(self, trt: Any) -> None:
+        engine, context, cuda = self._engine, self._context, self._cuda
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        for name, shape in self._input_shapes().items():
+            if name in inputs and any(d < 0 for d in engine.get_tensor_shape(name)):
+                context.set_input_shape(name, shape)
+        declared = {o.name for o in self.manifest.outputs.all()}
+        state_inputs = {s.input for s in self.manifest.state}
+        self._dtypes: dict[str, np.dtype] = {}
+        self._counts: dict[str, int] = {}
+        self._host_inputs: dict[str, np.ndarray] = {}
+        self._host_outputs: dict[str, np.ndarray] = {}
+        for name in names:
+            shape = tuple(context.get_tensor_shape(name))
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            self._dtypes[name] = dtype
+            self._counts[name] = max(1, prod(shape))
+            self._device[name] = cuda.mem_alloc(self._counts[name] * dtype.itemsize)
+            if name in inputs and name not in state_inputs:
+                self._host_inputs[name] = cuda.pagelocked_empty(shape, dtype)
+            elif name in declared:
+                self._host_outputs[name] = cuda.pagelocked_empty(shape, dtype)
+        for state in self.manifest.state:
+            in_shape, out_shape = (tuple(context.get_tensor_shape(n)) for n in (state.input, state.output))
+            if in_shape != out_shape:
+                raise EngineError(f"engine {self.manifest.name!r}: state {state.input!r} is {in_shape} but "
+                                  f"{state.output!r} is {out_shape}; the TensorRT backend needs them equal")
+        for name in names:
+            context.set_tensor_address(name, int(self._device[name]))
+
+    def reset(self) -> None:
+        with self._gpu:
+            self._fill_state()
+
+    def _fill_state(self) -> None:
+        """Set every state input to its ``init`` value with a device memset on the stream."""
+        memsets = {1: self._cuda.memset_d8_async, 2: self._cuda.memset_d16_async, 4: self._cuda.memset_d32_async}
+        for state in self.manifest.state:
+            bits, size = _fill_bits(state.init, self._dtypes[state.input])
+            memsets[size](self._device[state.input], bits, self._counts[state.input], self._stream)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cuda = self._cuda
+        with self._gpu:
+            for name, host in self._host_inputs.items():
+                if name not in inputs:
+                    raise EngineError(f"engine {self.manifest.name!r}: input {name!r} was not given")
+                value = np.asarray(inputs[name])
+                if value.size != host.size:
+                    raise EngineError(f"engine {self.manifest.name!r}: input {name!r} has shape {value.shape}, "
+                                      f"the TensorRT engine was set up for {host.shape}")
+                np.copyto(host, value.reshape(host.shape), casting="same_kind")
+                cuda.memcpy_htod_async(self._device[name], host, self._stream)
+            if not self._context.execute_async_v3(self._stream.handle):
+                raise EngineError(f"engine {self.manifest.name!r}: TensorRT failed to run a frame")
+            for name, host in self._host_outputs.items():
+                cuda.memcpy_dtoh_async(host, self._device[name], self._stream)
+            self._swap_state()
+            self._stream.synchronize()
+            return {name: host.copy() for name, host in self._host_outputs.items()}
+
+    def _swap_state(self) -> None:
+        """This frame's state output becomes the next frame's state input, on the device.
+
+        The addresses enqueued for this frame are already captured by
+        ``execute_async_v3``, so rebinding now only affects the next frame.
+        """
+        for state in self.manifest.state:
+            device = self._device
+            device[state.input], device[state.output] = device[state.output], device[state.input]
+            self._context.set_tensor_address(state.input, int(device[state.input]))
+            self._context.set_tensor_address(state.output, int(device[state.output]))
+
+    def close(self) -> None:
+        if not self._device:
+            return
+        with self._gpu:
+            self._stream.synchronize()
+            for allocation in self._device.values():
+                allocation.free()
+            self._device.clear()
+            self._context = None
+            self._engine = None
+            self._runtime = None
+        self._gpu.release()
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
