@@ -250,6 +250,22 @@ def cmd_engines_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_engines_build(args: argparse.Namespace) -> int:
+    from livematte.backends.base import BackendUnavailable
+    from livematte.backends.tensorrt import build_engine_cache
+    from livematte.errors import DeviceError
+    from livematte.registry import find_engine
+
+    manifest = find_engine(args.name)
+    progress = None if args.quiet else (lambda line: print(f"livematte: {line}", file=sys.stderr))
+    try:
+        path = build_engine_cache(manifest, "fp32" if args.fp32 else "fp16", progress)
+    except BackendUnavailable as exc:
+        raise DeviceError(f"backend 'tensorrt' is unavailable: {exc}") from None
+    print(path)
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from livematte.sample import write_sample
 
@@ -312,11 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_webcam)
 
     e = sub.add_parser("engines", parents=[common], help="list installed engines or show one")
-    esub = e.add_subparsers(dest="engines_command", required=True, metavar="list|info")
+    esub = e.add_subparsers(dest="engines_command", required=True, metavar="list|info|build")
     esub.add_parser("list", parents=[common], help="installed engines").set_defaults(func=cmd_engines_list)
     info = esub.add_parser("info", parents=[common], help="what an engine's manifest says")
     info.add_argument("name", help="engine name or path")
     info.set_defaults(func=cmd_engines_info)
+    build = esub.add_parser("build", parents=[common], help="build and cache an engine's TensorRT plan ahead of first use")
+    build.add_argument("name", help="engine name or path")
+    build.add_argument("--backend", choices=["tensorrt"], default="tensorrt", help="only tensorrt needs a build (default)")
+    build.add_argument("--fp32", action="store_true", help="force fp32 (default: fp16 where the GPU has fast fp16)")
+    build.set_defaults(func=cmd_engines_build)
 
     s = sub.add_parser("sample", parents=[common], help="generate the sample clip (NASA astronaut over a moving background)")
     s.add_argument("output", help="output video file, e.g. sample.mp4")

@@ -334,3 +334,13 @@ def test_onnxruntime_gpu_matches_cpu(tiny, tmp_path: Path) -> None:
 
     backend = OnnxRuntimeGpuBackend(tiny, (HEIGHT, WIDTH), precision="fp32", cache_directory=tmp_path)
     assert _mean_abs_vs_cpu(backend, tiny, _frames(8, (1, 3, HEIGHT, WIDTH))) <= 1 / 255
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+def test_engines_build_without_tensorrt_is_one_line_exit_4(mediapipe_manifest_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    from livematte.cli import main
+
+    assert main(["engines", "build", str(mediapipe_manifest_path), "--backend", "tensorrt"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'livematte[gpu]'" in err

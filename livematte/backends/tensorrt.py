@@ -123,7 +123,7 @@ def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
     network = builder.create_network(0)  # TensorRT 10 networks are always explicit-batch
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(manifest.onnx_path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
         raise EngineError(f"engine {manifest.name!r}: TensorRT cannot parse {manifest.onnx_path.name}: "
                           f"{_first_line(errors[0]) if errors else 'unknown parser error'}")
     config = builder.create_builder_config()
@@ -239,7 +239,9 @@ class TensorRTBackend(MattingBackend):
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         for name, shape in self._input_shapes().items():
             if name in inputs and any(d < 0 for d in engine.get_tensor_shape(name)):
-                context.set_input_shape(name, shape)
+                if not context.set_input_shape(name, shape):
+                    raise EngineError(f"engine {self.manifest.name!r}: input {name!r} shape {shape} is outside "
+                                      "the optimisation profile of the cached plan")
         declared = {o.name for o in self.manifest.outputs.all()}
         state_inputs = {s.input for s in self.manifest.state}
         self._dtypes: dict[str, np.dtype] = {}
