@@ -45,6 +45,16 @@ def gpu_providers(available: Sequence[str], precision: str = "fp16", device_id: 
     return providers
 
 
+def require_gpu_providers() -> list[str]:
+    """The GPU execution providers this onnxruntime offers; BackendUnavailable when none."""
+    available = ort.get_available_providers()
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if not gpu:
+        raise BackendUnavailable(f"this onnxruntime {ort.__version__} has no GPU execution provider "
+                                 f"({', '.join(available)}): {INSTALL_HINT}")
+    return gpu
+
+
 class DeviceState:
     """Recurrent state as ``OrtValue``s on the session's device, swapped after each frame.
 
@@ -109,13 +119,8 @@ class OnnxRuntimeGpuBackend(OnnxRuntimeBackend):
 
     def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "fp16",
                  device_id: int = 0, cache_directory: Path | None = None) -> None:
-        available = ort.get_available_providers()
-        providers = gpu_providers(available, precision, device_id, cache_directory)
-        if not providers:
-            raise BackendUnavailable(
-                f"this onnxruntime {ort.__version__} has no GPU execution provider "
-                f"({', '.join(available)}): {INSTALL_HINT}")
-        if "TensorrtExecutionProvider" in available:
+        providers = gpu_providers(require_gpu_providers(), precision, device_id, cache_directory)
+        if providers[0][0] == "TensorrtExecutionProvider":
             Path(providers[0][1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
         self.device_state: DeviceState | None = None
         super().__init__(manifest, input_size, providers=[*providers, "CPUExecutionProvider"])

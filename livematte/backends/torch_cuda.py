@@ -47,6 +47,15 @@ def _import_torch() -> Any:
     return torch
 
 
+def require_cuda_torch() -> Any:
+    """The ``torch`` module when it can use a CUDA GPU; BackendUnavailable saying why not."""
+    torch = _import_torch()
+    if not torch.cuda.is_available():
+        built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA"
+        raise BackendUnavailable(f"PyTorch {torch.__version__} ({built}) sees no CUDA GPU: {INSTALL_HINT}")
+    return torch
+
+
 def constants_as_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with every ``Constant`` node turned into an initializer.
 
@@ -95,10 +104,7 @@ class TorchCudaBackend(MattingBackend):
 
     def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "fp16",
                  device: str = "cuda", cuda_graph: bool = True) -> None:
-        torch = _import_torch()
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA"
-            raise BackendUnavailable(f"PyTorch {torch.__version__} ({built}) sees no CUDA GPU: {INSTALL_HINT}")
+        torch = require_cuda_torch() if device.startswith("cuda") else _import_torch()
         from livematte.torch_graph import OnnxTorchGraph
 
         self._torch = torch
