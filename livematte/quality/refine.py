@@ -1,0 +1,102 @@
+"""Runs the shipped DIM-style refinement engine at any resolution, tile by tile.
+
+The refinement network is fully convolutional with a small receptive field
+(its manifest says how many pixels, ``receptive_radius``). Each tile is fed
+with a halo of that many context pixels and only its core is kept, so the
+stitched result equals a whole-image run exactly while memory stays bounded
+by the tile size, and tiles without any band pixel are never run at all.
+
+A refinement manifest is an ordinary ``livematte-engine/1`` manifest (its
+``input`` is the RGB image) with ``"role": "refinement"``, a second graph
+input ``coarse`` (N x 1 x H x W alpha in [0, 1]) and ``receptive_radius``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from livematte.errors import EngineError
+from livematte.manifest import EngineManifest, load_manifest
+
+ROLE = "refinement"
+DEFAULT_TILE = 512
+
+
+class Refiner:
+    """Refines a coarse alpha inside a band with a refinement engine.
+
+    ``path`` is the engine's ``.json`` or ``.onnx``; ``tile`` is the core
+    size of one tile in pixels; ``threads`` caps ONNX Runtime's intra-op
+    threads (1 when several worker processes share the CPU).
+    """
+
+    def __init__(self, path: str | Path, tile: int = DEFAULT_TILE, threads: int = 1):
+        self.manifest: EngineManifest = load_manifest(path)
+        extra = json.loads(self.manifest.manifest_path.read_text(encoding="utf-8"))
+        if extra.get("role") != ROLE:
+            raise EngineError(f"{self.manifest.manifest_path}: not a refinement engine (role must be {ROLE!r})")
+        coarse = extra.get("coarse")
+        radius = extra.get("receptive_radius")
+        if not isinstance(coarse, dict) or not isinstance(coarse.get("name"), str):
+            raise EngineError(f"{self.manifest.manifest_path}: 'coarse.name' is missing")
+        if not isinstance(radius, int) or radius < 0:
+            raise EngineError(f"{self.manifest.manifest_path}: 'receptive_radius' must be a non-negative integer")
+        if self.manifest.input.layout != "NCHW":
+            raise EngineError(f"{self.manifest.manifest_path}: refinement engines must use layout NCHW")
+        self.coarse_name: str = coarse["name"]
+        self.halo = radius
+        self.tile = tile
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.manifest.onnx_path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises several unrelated types for bad graphs
+            raise EngineError(f"{self.manifest.onnx_path}: cannot load refinement graph: {exc}") from None
+        spec = self.manifest.input
+        std = np.asarray(spec.std, np.float32)
+        self._gain = (np.float32(spec.scale) / std).reshape(3, 1, 1)
+        self._offset = (-np.asarray(spec.mean, np.float32) / std).reshape(3, 1, 1)
+        self._bgr = spec.color == "BGR"
+
+    def _run(self, rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+        pixels = rgb[:, :, ::-1] if self._bgr else rgb
+        image = pixels.transpose(2, 0, 1).astype(np.float32) * self._gain + self._offset
+        feeds = {self.manifest.input.name: image[None],
+                 self.coarse_name: coarse[None, None].astype(np.float32)}
+        (alpha,) = self.session.run([self.manifest.outputs.alpha.name], feeds)
+        return alpha[0, 0]
+
+    def refine(self, rgb: np.ndarray, coarse: np.ndarray, band: np.ndarray | None = None) -> np.ndarray:
+        """Refined alpha (HxW float32): the network's output inside ``band``, ``coarse`` outside.
+
+        ``band=None`` refines every pixel. ``rgb`` is HxWx3 uint8 RGB.
+        """
+        coarse = np.asarray(coarse, np.float32)
+        h, w = coarse.shape
+        if rgb.shape[:2] != (h, w):
+            raise ValueError(f"image {rgb.shape[:2]} and coarse alpha {coarse.shape} differ in size")
+        if band is None:
+            band = np.ones((h, w), dtype=bool)
+        out = coarse.copy()
+        rows = np.flatnonzero(band.any(axis=1))
+        if rows.size == 0:
+            return out
+        cols = np.flatnonzero(band.any(axis=0))
+        t, halo = self.tile, self.halo
+        for y0 in range(rows[0], rows[-1] + 1, t):
+            for x0 in range(cols[0], cols[-1] + 1, t):
+                y1, x1 = min(y0 + t, h), min(x0 + t, w)
+                core = band[y0:y1, x0:x1]
+                if not core.any():
+                    continue
+                wy0, wx0 = max(0, y0 - halo), max(0, x0 - halo)
+                wy1, wx1 = min(h, y1 + halo), min(w, x1 + halo)
+                refined = self._run(rgb[wy0:wy1, wx0:wx1], coarse[wy0:wy1, wx0:wx1])
+                refined = refined[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+                out[y0:y1, x0:x1][core] = refined[core]
+        return out
