@@ -46,8 +46,9 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
 
 
 def _is_image_sequence(out: str) -> bool:
-    """A directory (existing, or written with a trailing slash) or a ``%06d.png`` pattern."""
-    return "%" in Path(out).name or out.endswith(("/", "\\")) or Path(out).is_dir()
+    """A directory (existing, trailing slash, or no extension) or a ``%06d.png`` pattern."""
+    path = Path(out)
+    return "%" in path.name or out.endswith(("/", "\\")) or path.is_dir() or not path.suffix
 
 
 def _load_matter(args: argparse.Namespace):

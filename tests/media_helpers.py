@@ -145,7 +145,7 @@ def probe(path: Path) -> dict:
     with av.open(str(path)) as c:
         info["duration"] = c.duration / 1e6 if c.duration else None
         for s in c.streams:
-            entry = {"codec": s.codec_context.name, "stream": s}
+            entry = {"codec": s.codec_context.name}
             if s.type == "video":
                 frames = list(c.decode(s))
                 entry.update(frames=len(frames), pix_fmt=frames[0].format.name if frames else None,
@@ -158,12 +158,15 @@ def probe(path: Path) -> dict:
     return info
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def cli_env() -> dict[str, str]:
+    """The environment for a ``python -m livematte`` subprocess run from this checkout."""
+    return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def run_cli(*args: str, timeout: float = 120, preexec_fn=None) -> subprocess.CompletedProcess:
     """``python -m livematte ARGS`` in a subprocess, as a user would run it."""
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(
-        [sys.executable, "-m", "livematte", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
+    return subprocess.run([sys.executable, "-m", "livematte", *args], capture_output=True, text=True,
+                          timeout=timeout, env=cli_env(), preexec_fn=preexec_fn)
 
 
 def leftovers(directory: Path) -> list[str]:

@@ -1,0 +1,167 @@
+"""The ``livematte`` command as users run it: real files in, real files out,
+one-line errors with distinct exit codes, nothing half-written left behind."""
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from livematte.cli import main
+from media_helpers import cli_env, leftovers, probe, run_cli, write_clip, write_keyer_engine
+
+
+@pytest.fixture(scope="module")
+def keyer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_keyer_engine(tmp_path_factory.mktemp("keyer"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "in.mp4", size=(96, 64), frames=24, fps=24)
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("livematte: error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_process_writes_video_audio_and_mattes(tmp_path: Path, keyer: Path, clip: Path, capsys) -> None:
+    out, mattes = tmp_path / "out.mp4", tmp_path / "mattes"
+    code = main(["process", str(clip), str(out), "--model", str(keyer), "--bg", "#00ff00", "--matte-out", str(mattes)])
+    assert code == 0
+    assert "wrote 24 frames" in capsys.readouterr().err
+    before, after = probe(clip), probe(out)
+    assert after["video"]["frames"] == 24 and after["audio"]["duration"] == pytest.approx(before["audio"]["duration"], abs=1e-3)
+    assert after["duration"] == pytest.approx(before["duration"], abs=0.05)
+    assert sorted(p.name for p in mattes.iterdir())[:2] == ["000001.png", "000002.png"]
+    assert len(list(mattes.iterdir())) == 24
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name, expect", [("out.mov", "yuva444p"), ("out.webm", "yuv420p"), ("frames/", "png")])
+def test_process_alpha_outputs(tmp_path: Path, keyer: Path, clip: Path, name: str, expect: str) -> None:
+    out = tmp_path / name
+    assert main(["-q", "process", str(clip), str(tmp_path) + "/" + name, "--model", str(keyer), "--alpha"]) == 0
+    if name.endswith("/"):
+        first = cv2.imread(str(out / "000001.png"), cv2.IMREAD_UNCHANGED)
+        assert first.shape[2] == 4 and len(list(out.iterdir())) == 24
+        alpha = first[:, :, 3]
+        assert alpha.min() < 10 and alpha.max() > 245  # transparent around the person, opaque on it
+        return
+    info = probe(out)
+    assert info["video"]["frames"] == 24 and info["video"]["pix_fmt"].startswith(expect)
+    if name.endswith(".webm"):
+        assert info["video"]["metadata"].get("alpha_mode") == "1"
+
+
+def test_engines_list_and_info(keyer: Path, capsys) -> None:
+    assert main(["engines", "list"]) == 0
+    assert main(["engines", "info", str(keyer)]) == 0
+    out = capsys.readouterr().out
+    assert "red-keyer" in out and "32x48" in out and "CC0-1.0" in out and "not measured" in out
+
+
+def test_sample_command_writes_a_clip_with_audio(tmp_path: Path) -> None:
+    out = tmp_path / "sample.mp4"
+    assert main(["-q", "sample", str(out), "--size", "160x96", "--seconds", "1"]) == 0
+    info = probe(out)
+    assert info["video"]["frames"] == 30 and info["video"]["size"] == (160, 96)
+    assert info["audio"]["duration"] == pytest.approx(1.0, abs=0.05)
+
+
+def _bad_manifest(tmp_path: Path, keyer: Path) -> Path:
+    """A manifest naming an input its ONNX does not have."""
+    data = json.loads(keyer.read_text())
+    data["input"]["name"] = "image"
+    data["onnx"] = str(keyer.with_suffix(".onnx"))
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_bad_inputs_end_with_one_line_and_the_right_code(tmp_path: Path, keyer: Path, clip: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    out = tmp_path / "out" / "result.mp4"
+    out.parent.mkdir()
+    cases = [
+        (["process", str(tmp_path / "missing.mp4"), str(out), "--model", str(keyer)], 2, "not found"),
+        (["process", str(text), str(out), "--model", str(keyer)], 2, "not a readable video"),
+        (["process", str(truncated), str(out), "--model", str(keyer)], 2, str(truncated)),
+        (["process", str(clip), str(out), "--model", "no-such-engine"], 3, "no-such-engine"),
+        (["process", str(clip), str(out), "--model", str(_bad_manifest(tmp_path, keyer))], 3, ""),
+        (["process", str(clip), str(out), "--model", str(keyer), "--bg", "#00ff00", "--alpha"], 2, "--alpha"),
+        (["process", str(clip), str(out), "--model", str(keyer), "--alpha"], 5, "--alpha needs"),
+        (["webcam", "--device", "/dev/video99", "--model", str(keyer), "--virtual-cam"], 4, "cannot open camera"),
+    ]
+    for args, code, words in cases:
+        result = run_cli(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert words in _one_error_line(result.stderr), (args, result.stderr)
+        assert list(out.parent.iterdir()) == [], args  # nothing under the requested name, no temp left
+
+
+def test_existing_output_is_refused_without_overwrite(tmp_path: Path, keyer: Path, clip: Path, capsys) -> None:
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    assert main(["process", str(clip), str(out), "--model", str(keyer)]) == 5
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert main(["-q", "process", str(clip), str(out), "--model", str(keyer), "--overwrite"]) == 0
+    assert probe(out)["video"]["frames"] == 24
+
+
+def _limit_file_size() -> None:
+    # a file-size limit behaves like a full disk for the writer (EFBIG instead of a kill)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+def test_full_disk_leaves_no_output(tmp_path: Path, keyer: Path) -> None:
+    big = write_clip(tmp_path / "big.mp4", size=(320, 240), frames=48, fps=24)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result = run_cli("process", str(big), str(out_dir / "out.mp4"), "--model", str(keyer), "--quality", "0",
+                            preexec_fn=_limit_file_size)
+    assert result.returncode == 5, result.stderr
+    _one_error_line(result.stderr)
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_leaves_a_playable_partial_file(tmp_path: Path, keyer: Path, signum: int) -> None:
+    long_clip = write_clip(tmp_path / "long.mp4", size=(96, 64), frames=1500, fps=30)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livematte", "process", str(long_clip), str(out), "--model", str(keyer)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size > 2000 for p in tmp_path.glob(".out.*.part.mp4")):
+        assert proc.poll() is None and time.monotonic() < deadline, "job ended before it could be interrupted"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    info = probe(out)
+    assert 0 < info["video"]["frames"] < 1500
+    assert info["audio"]["duration"] == pytest.approx(info["video"]["frames"] / 30, abs=0.1)  # audio cut to match
+    assert leftovers(tmp_path) == []
+
+
+def test_python_dash_m_entry_point() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0 and "process" in result.stdout and "webcam" in result.stdout
+
+
