@@ -159,3 +159,26 @@ def test_live_udp_stream_to_file(tmp_path: Path, keyer: Path) -> None:
     # some of the frame is the new green background, some is the red person
     greenish = (last[:, :, 1] > 180) & (last[:, :, 0] < 80)
     assert 0.2 < greenish.mean() < 0.95
+
+
+def test_third_party_mediapipe_replaces_the_sample_background(tmp_path: Path, mediapipe_manifest_path: Path) -> None:
+    """The shipped sample clip through a model nobody here wrote: where the
+    hand-drawn outline says there is no person, the output is the new colour."""
+    from livematte.sample import sample_frames, write_sample
+
+    size, seconds = (256, 144), 0.5
+    clip = write_sample(tmp_path / "sample.mp4", size=size, seconds=seconds)
+    source = open_source(str(clip))
+    out = tmp_path / "out.mp4"
+    sink = VideoFileSink(out, source.size, source.fps, source.time_base, audio_from=source.audio_path, quality=12)
+    result = _pipeline(source, mediapipe_manifest_path, [sink]).run()
+    assert result.frames_out == 15
+    with av.open(str(out)) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    truths = [alpha for _, alpha in sample_frames(size, seconds)]
+    for frame, truth in zip(decoded[::7], truths[::7]):
+        far = cv2.erode((truth < 0.01).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+        inside = cv2.erode((truth > 0.99).astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+        green = (frame[:, :, 1] > 200) & (frame[:, :, 0] < 60) & (frame[:, :, 2] < 60)
+        assert green[far].mean() > 0.9, "background left where there is no person"
+        assert green[inside].mean() < 0.1, "person replaced by background"
