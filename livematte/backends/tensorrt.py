@@ -212,18 +212,26 @@ class TensorRTBackend(MattingBackend):
         self._gpu = _PrimaryContext(cuda)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._device: dict[str, Any] = {}
-        with self._gpu:
-            self.plan_key, plan = _cached_or_built_plan(trt, self._logger, self._gpu, manifest, precision,
-                                                        progress, cache_directory)
-            self._runtime = trt.Runtime(self._logger)
-            self._engine = self._runtime.deserialize_cuda_engine(plan)
-            if self._engine is None:
-                raise EngineError(f"engine {manifest.name!r}: TensorRT rejected its cached plan; "
-                                  f"delete {self.plan_key.plan_path(cache_directory)} to rebuild it")
-            self._context = self._engine.create_execution_context()
-            self._stream = cuda.Stream()
-            self._allocate(trt)
-            self._fill_state()
+        try:
+            with self._gpu:
+                self._load(trt, precision, progress, cache_directory)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, trt: Any, precision: str, progress: Progress | None, cache_directory: Path | None) -> None:
+        manifest = self.manifest
+        self.plan_key, plan = _cached_or_built_plan(trt, self._logger, self._gpu, manifest, precision,
+                                                    progress, cache_directory)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(plan)
+        if self._engine is None:
+            raise EngineError(f"engine {manifest.name!r}: TensorRT rejected its cached plan; "
+                              f"delete {self.plan_key.plan_path(cache_directory)} to rebuild it")
+        self._context = self._engine.create_execution_context()
+        self._stream = self._cuda.Stream()
+        self._allocate(trt)
+        self._fill_state()
 
     def _input_shapes(self) -> dict[str, tuple[int, ...]]:
         height, width = self.input_size
@@ -310,17 +318,19 @@ class TensorRTBackend(MattingBackend):
             self._context.set_tensor_address(state.output, int(device[state.output]))
 
     def close(self) -> None:
-        if not self._device:
+        """Free the device buffers and the engine, then let go of the CUDA context (idempotent)."""
+        if self._gpu is None:
             return
         with self._gpu:
-            self._stream.synchronize()
+            stream = getattr(self, "_stream", None)
+            if stream is not None:
+                stream.synchronize()
             for allocation in self._device.values():
                 allocation.free()
             self._device.clear()
-            self._context = None
-            self._engine = None
-            self._runtime = None
+            self._context = self._engine = self._runtime = None
         self._gpu.release()
+        self._gpu = None
 
 
 def _first_line(exc: object) -> str:
