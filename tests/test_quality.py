@@ -233,3 +233,41 @@ def test_unknown_method_and_missing_engine_are_clear_errors(mediapipe_manifest, 
     from livematte.errors import EngineError
     with pytest.raises(EngineError):
         QualityMatter(Matter(mediapipe_manifest), method="refine", refine_engine=tmp_path / "none.json")
+
+
+# --- feeding the pipeline ---------------------------------------------------
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"crf": "0"}
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_prefetching_source_pairs_every_decoded_frame_with_its_matte(mediapipe_manifest, portrait, tmp_path):
+    from livematte.quality.prefetch import QualityPrefetch
+    from livematte.sources import open_source
+
+    rgb, _ = portrait
+    rgb = rgb[:240, :300].copy()
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, [np.roll(rgb, 4 * i, axis=1) for i in range(4)])
+    prefetch = QualityPrefetch(open_source(str(clip)),
+                               QualityMatter(Matter(mediapipe_manifest), method="closed-form", workers=1))
+    serial = QualityMatter(Matter(mediapipe_manifest), method="closed-form")
+    try:
+        count = 0
+        for frame in prefetch.source:
+            got = prefetch.infer(frame.rgb)
+            np.testing.assert_allclose(got.alpha, serial.infer(frame.rgb).alpha, atol=1e-5)
+            count += 1
+    finally:
+        prefetch.close()
+        prefetch.source.close()
+    assert count == 4
