@@ -143,15 +143,19 @@ class Matter:
             self.backend.close()
             self.backend = None
 
-    def preprocess(self, rgb: np.ndarray, graph_size: tuple[int, int]) -> np.ndarray:
-        """The graph's image tensor for an RGB uint8 frame."""
-        spec = self.manifest.input
+    @staticmethod
+    def resize_frame(rgb: np.ndarray, graph_size: tuple[int, int]) -> np.ndarray:
+        """The RGB uint8 frame at the graph's input size (area-averaged when shrinking)."""
         gh, gw = graph_size
         h, w = rgb.shape[:2]
-        image = rgb
-        if (h, w) != (gh, gw):
-            shrinking = gh * gw < h * w
-            image = cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if (h, w) == (gh, gw):
+            return rgb
+        shrinking = gh * gw < h * w
+        return cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+    def normalise(self, image: np.ndarray) -> np.ndarray:
+        """The graph's image tensor for an RGB uint8 image already at the graph's size."""
+        spec = self.manifest.input
         if spec.color == "BGR":
             image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         x = image.astype(np.float32)
@@ -160,6 +164,10 @@ class Matter:
         if spec.layout == "NCHW":
             x = x.transpose(2, 0, 1)
         return np.ascontiguousarray(x[None], dtype=self._input_dtype)
+
+    def preprocess(self, rgb: np.ndarray, graph_size: tuple[int, int]) -> np.ndarray:
+        """The graph's image tensor for an RGB uint8 frame."""
+        return self.normalise(self.resize_frame(rgb, graph_size))
 
     def _constants(self, frame_h: int, frame_w: int) -> dict[str, np.ndarray]:
         # constants are fed as one-element tensors (shape [1])
@@ -188,7 +196,8 @@ class Matter:
         scene_cut = self.scene_cuts is not None and self.scene_cuts(rgb)
         if scene_cut:
             backend.reset()
-        inputs = {self.manifest.input.name: self.preprocess(rgb, graph_size)}
+        small = self.resize_frame(rgb, graph_size)
+        inputs = {self.manifest.input.name: self.normalise(small)}
         inputs.update(self._constants(h, w))
         t1 = time.perf_counter()
         outputs = backend.run(inputs)
@@ -200,7 +209,8 @@ class Matter:
         foreground = activate(outputs[spec.foreground.name], spec.foreground) if spec.foreground else None
         t3 = time.perf_counter()
         if alpha.shape != (h, w):
-            alpha = self.upsample(alpha, rgb)
+            # the resized frame doubles as the upsampler's low-res guide when sizes agree
+            alpha = self.upsample(alpha, rgb, small if small.shape[:2] == alpha.shape else None)
         t4 = time.perf_counter()
         for stage, start, end in zip(STAGES, (t0, t1, t2, t3), (t1, t2, t3, t4)):
             timings[stage] = (end - start) * 1000.0

@@ -3,9 +3,9 @@
 Real-time engines predict alpha at ~256 px; stretching that to 1080p with
 bilinear interpolation blurs hair and leaves a halo. The fast guided filter
 (He, Sun & Tang, "Guided Image Filtering"; He & Sun, "Fast Guided Filter")
-models alpha locally as ``a * I + b`` of the frame's luminance ``I``, fits
-``a`` and ``b`` at a reduced working resolution, and applies them at full
-resolution, so the edges come from the frame itself. Everything is box
+models alpha locally as a linear function of the frame's colour, fits that
+model at the low resolution, and applies it at full resolution, so the
+edges come from the frame itself. Everything is box
 filters and resizes in OpenCV: no per-pixel Python.
 """
 from __future__ import annotations
@@ -17,8 +17,12 @@ import numpy as np
 
 
 class Upsampler(Protocol):
-    def __call__(self, alpha: np.ndarray, guide: np.ndarray) -> np.ndarray:
-        """``alpha`` float32 or uint8 hxw at low res, ``guide`` uint8 HxWx3 RGB -> float32 HxW in [0, 1]."""
+    def __call__(self, alpha: np.ndarray, guide: np.ndarray, small_guide: np.ndarray | None = None) -> np.ndarray:
+        """``alpha`` float32 or uint8 hxw at low res, ``guide`` uint8 HxWx3 RGB -> float32 HxW in [0, 1].
+
+        ``small_guide`` optionally gives the guide already resized to hxw,
+        which the engine has from preprocessing; upsamplers may ignore it.
+        """
 
 
 def _as_float(alpha: np.ndarray) -> np.ndarray:
@@ -27,58 +31,85 @@ def _as_float(alpha: np.ndarray) -> np.ndarray:
     return alpha.astype(np.float32, copy=False)
 
 
-def bilinear_upsample(alpha: np.ndarray, guide: np.ndarray) -> np.ndarray:
+def bilinear_upsample(alpha: np.ndarray, guide: np.ndarray, small_guide: np.ndarray | None = None) -> np.ndarray:
     """Plain bilinear resize to the guide's size: the baseline the guided filter must beat."""
     height, width = guide.shape[:2]
-    return np.clip(cv2.resize(_as_float(alpha), (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    # bilinear interpolation stays within its inputs' range: clip the small image
+    small = np.clip(_as_float(alpha), 0.0, 1.0)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _box(image: np.ndarray, radius: int) -> np.ndarray:
+    return cv2.boxFilter(image, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
 
 class GuidedUpsampler:
-    """Fast grey-guided filter upsampler.
+    """Fast colour-guided filter upsampler.
 
-    ``work_side`` is the long side of the resolution where ``a`` and ``b``
-    are fitted (the alpha is bilinearly enlarged, the guide shrunk to it);
-    ``radius`` is the box radius at that resolution and ``eps`` the
-    regulariser on [0, 1] intensities: larger ``eps`` trusts the low-res
-    alpha more, smaller follows the frame's edges more closely.
+    The local model ``alpha = A . rgb + b`` (A a 3-vector per pixel) is the
+    one closed-form matting rests on; fitting it in colour rather than grey
+    is what separates hair from a background of similar brightness (a grey
+    guide lost to plain bilinear in ``benchmarks/upsampler.py``). ``A`` and
+    ``b`` are fitted at the low-resolution alpha's own size, then bilinearly
+    enlarged and applied to the full-resolution frame. ``radius`` is the box
+    radius in low-resolution pixels; ``eps`` regularises on [0, 1]
+    intensities (larger trusts the low-res alpha more, smaller follows the
+    frame's colours more). Defaults come from that benchmark.
     """
 
-    def __init__(self, radius: int = 2, eps: float = 1e-3, work_side: int = 640):
-        if radius < 1 or eps <= 0 or work_side < 16:
-            raise ValueError("radius >= 1, eps > 0 and work_side >= 16 are required")
+    def __init__(self, radius: int = 1, eps: float = 1e-5):
+        if radius < 1 or eps <= 0:
+            raise ValueError("radius >= 1 and eps > 0 are required")
         self.radius = radius
         self.eps = eps
-        self.work_side = work_side
 
-    def __call__(self, alpha: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    def coefficients(self, alpha: np.ndarray, small_guide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``A`` (hxwx3, scaled for a 0..255 guide) and ``b`` (hxw) at the alpha's resolution.
+
+        ``small_guide`` is the RGB frame already shrunk to the alpha's size.
+        """
+        # float64: with a small eps the 3x3 covariance is nearly singular and
+        # float32 cofactors lose most of their digits; at ~256 px this is cheap
+        p = _as_float(alpha).astype(np.float64)
+        h, w = p.shape
+        r = self.radius
+        rgb = [plane.astype(np.float64) * (1.0 / 255.0) for plane in cv2.split(small_guide)]
+        mean_p = _box(p, r)
+        mean_i = [_box(c, r) for c in rgb]
+        cov = [_box(c * p, r) - m * mean_p for c, m in zip(rgb, mean_i)]
+        eps = self.eps
+
+        def var(i: int, j: int) -> np.ndarray:
+            return _box(rgb[i] * rgb[j], r) - mean_i[i] * mean_i[j] + (eps if i == j else 0)
+
+        s00, s01, s02, s11, s12, s22 = var(0, 0), var(0, 1), var(0, 2), var(1, 1), var(1, 2), var(2, 2)
+        # inverse of the symmetric 3x3 covariance by cofactors, all pixels at once
+        c00 = s11 * s22 - s12 * s12
+        c01 = s02 * s12 - s01 * s22
+        c02 = s01 * s12 - s02 * s11
+        c11 = s00 * s22 - s02 * s02
+        c12 = s01 * s02 - s00 * s12
+        c22 = s00 * s11 - s01 * s01
+        inv_det = 1.0 / (s00 * c00 + s01 * c01 + s02 * c02)
+        a_r = (c00 * cov[0] + c01 * cov[1] + c02 * cov[2]) * inv_det
+        a_g = (c01 * cov[0] + c11 * cov[1] + c12 * cov[2]) * inv_det
+        a_b = (c02 * cov[0] + c12 * cov[1] + c22 * cov[2]) * inv_det
+        b = mean_p - a_r * mean_i[0] - a_g * mean_i[1] - a_b * mean_i[2]
+        to_255 = 1.0 / 255.0
+        a = cv2.merge([_box(a_r, r) * to_255, _box(a_g, r) * to_255, _box(a_b, r) * to_255])
+        return a.astype(np.float32), _box(b, r).astype(np.float32)
+
+    def __call__(self, alpha: np.ndarray, guide: np.ndarray, small_guide: np.ndarray | None = None) -> np.ndarray:
+        """Full-resolution alpha; pass ``small_guide`` (the frame at the alpha's size) if already made."""
         height, width = guide.shape[:2]
-        scale = min(1.0, self.work_side / max(height, width))
-        wh, ww = max(1, round(height * scale)), max(1, round(width * scale))
-
-        grey_full = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY)
-        grey = cv2.resize(grey_full, (ww, wh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        grey *= np.float32(1.0 / 255.0)
-        p = cv2.resize(_as_float(alpha), (ww, wh), interpolation=cv2.INTER_LINEAR)
-
-        box = (2 * self.radius + 1, 2 * self.radius + 1)
-        mean_i = cv2.boxFilter(grey, -1, box, borderType=cv2.BORDER_REFLECT)
-        mean_p = cv2.boxFilter(p, -1, box, borderType=cv2.BORDER_REFLECT)
-        corr_ii = cv2.boxFilter(grey * grey, -1, box, borderType=cv2.BORDER_REFLECT)
-        corr_ip = cv2.boxFilter(grey * p, -1, box, borderType=cv2.BORDER_REFLECT)
-        var_i = corr_ii - mean_i * mean_i
-        cov_ip = corr_ip - mean_i * mean_p
-        a = cov_ip / (var_i + np.float32(self.eps))
-        b = mean_p - a * mean_i
-        mean_a = cv2.boxFilter(a, -1, box, borderType=cv2.BORDER_REFLECT)
-        mean_b = cv2.boxFilter(b, -1, box, borderType=cv2.BORDER_REFLECT)
-
-        # fold the 1/255 of the full-resolution guide into a, so the guide can
-        # be used as uint8 -> float32 without another full-frame multiply
-        mean_a *= np.float32(1.0 / 255.0)
-        a_full = cv2.resize(mean_a, (width, height), interpolation=cv2.INTER_LINEAR)
-        b_full = cv2.resize(mean_b, (width, height), interpolation=cv2.INTER_LINEAR)
-        out = cv2.multiply(a_full, grey_full, dtype=cv2.CV_32F)
-        cv2.add(out, b_full, dst=out)
+        h, w = alpha.shape[:2]
+        if small_guide is None:
+            small_guide = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
+        a, b = self.coefficients(alpha, small_guide)
+        a_full = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
+        weighted = cv2.multiply(a_full, guide.astype(np.float32), dst=a_full)
+        out += cv2.transform(weighted, np.ones((1, 3), np.float32))
         return np.clip(out, 0.0, 1.0, out=out)
 
 
