@@ -25,6 +25,8 @@ class BenchRow:
     background: str
     stage_fps: dict[str, float]
     end_to_end_fps: float
+    #: mean milliseconds per frame of each engine step inside the infer stage
+    engine_ms: dict[str, float]
 
 
 def _write_clip(path: Path, size: tuple[int, int], frames: int, fps: float = 30.0) -> None:
@@ -63,6 +65,7 @@ def bench_one(
         background=background,
         stage_fps={name: result.stages[name].fps for name in STAGES},
         end_to_end_fps=result.fps,
+        engine_ms={step: total / max(1, result.frames_out) for step, total in pipeline.engine_ms.items()},
     )
 
 
@@ -89,5 +92,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     for r in rows:
         stages = " ".join(f"{r.stage_fps[s]:9.1f}" for s in STAGES)
         lines.append(f"{r.engine:30s} {r.size[0]:>4d}x{r.size[1]:<4d} {r.frames:6d} {r.background:>8s} {stages} {r.end_to_end_fps:10.1f}")
+        if r.engine_ms:
+            lines.append("    infer ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in r.engine_ms.items()))
     lines.append(f"(frames per second; stage columns are each stage's own throughput; {os.cpu_count()} CPU cores)")
     return "\n".join(lines)

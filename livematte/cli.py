@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
     p.add_argument("--quality", type=int, default=20, help="CRF: lower is better and bigger (default 20)")
-    p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    p.add_argument("--preset", default="superfast", help="x264 preset: ultrafast ... veryslow (default superfast)")
     p.add_argument("--duration", type=_positive(float), help="stop a live input after SECONDS")
     p.set_defaults(func=cmd_process)
 

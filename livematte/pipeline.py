@@ -174,6 +174,9 @@ class Pipeline:
         self._cancel = threading.Event()  # soft stop: stop reading, drain the rest
         self._channels = [_Channel(capacity, self.live, self._stopping) for _ in range(3)]
         self.counters = {name: StageCounter(name) for name in STAGES}
+        #: total milliseconds per engine step (preprocess, inference, upsample...)
+        #: as the engine reports them, to show where the infer stage spends time
+        self.engine_ms: dict[str, float] = {}
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._latencies: list[float] = []
@@ -242,6 +245,8 @@ class Pipeline:
     def _infer(self, item: _Item) -> None:
         result = self.matter.infer(item.frame.rgb)
         item.alpha = result.alpha
+        for step, ms in getattr(result, "timings", {}).items():
+            self.engine_ms[step] = self.engine_ms.get(step, 0.0) + ms
 
     def _composite(self, item: _Item) -> None:
         item.image = self.compositor.compose(item.frame.rgb, item.alpha)

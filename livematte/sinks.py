@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from livematte.errors import DeviceError, OutputError
@@ -73,6 +74,16 @@ def _pad_even(image: np.ndarray) -> np.ndarray:
         return image
     pad = [(0, h & 1), (0, w & 1)] + [(0, 0)] * (image.ndim - 2)
     return np.pad(image, pad, mode="edge")
+
+
+def _video_frame(image: np.ndarray, yuv420: bool) -> "av.VideoFrame":
+    """An encoder-ready frame. For a yuv420p encoder RGB is converted with
+    OpenCV, about 5x faster than swscale for the same BT.601 limited-range
+    result; anything else is left to the encoder's own conversion."""
+    if yuv420 and image.ndim == 3 and image.shape[2] == 3 and not (image.shape[0] & 1 or image.shape[1] & 1):
+        return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
+    fmt = "rgba" if image.ndim == 3 and image.shape[2] == 4 else "rgb24"
+    return av.VideoFrame.from_ndarray(image, format=fmt)
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -174,7 +185,7 @@ class VideoFileSink(Sink):
         time_base: Fraction | None = None,
         alpha: bool = False,
         quality: int = 20,
-        preset: str = "veryfast",
+        preset: str = "superfast",
         audio_from: str | None = None,
         overwrite: bool = False,
         threads: int = 0,
@@ -228,8 +239,7 @@ class VideoFileSink(Sink):
     def write(self, image: np.ndarray, pts: float | None) -> None:
         if self._pad:
             image = _pad_even(image)
-        fmt = "rgba" if image.ndim == 3 and image.shape[2] == 4 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(image, format=fmt)
+        frame = _video_frame(image, self._stream.pix_fmt == "yuv420p")
         ticks = round(pts / self._tb) if pts is not None else None
         if ticks is None or (self._last_pts is not None and ticks <= self._last_pts):
             # missing or repeated pts (damaged input): keep strictly increasing
@@ -335,9 +345,6 @@ class ImageSequenceSink(Sink):
     """
 
     def __init__(self, target: str | os.PathLike[str], overwrite: bool = False) -> None:
-        import cv2
-
-        self._cv2 = cv2
         target = str(target)
         if "%" in Path(target).name:
             directory, pattern = Path(target).parent, Path(target).name
@@ -348,7 +355,6 @@ class ImageSequenceSink(Sink):
         self._closed = False
 
     def write(self, image: np.ndarray, pts: float | None) -> None:
-        cv2 = self._cv2
         if image.ndim == 3:
             code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
             image = cv2.cvtColor(image, code)
@@ -468,7 +474,7 @@ class StreamSink(Sink):
         self._last = ticks
         if image.ndim == 3 and image.shape[2] == 4:
             image = image[:, :, :3]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_pad_even(image)), format="rgb24")
+        frame = _video_frame(np.ascontiguousarray(_pad_even(image)), yuv420=True)
         frame.pts = ticks
         frame.time_base = Fraction(1, 90000)
         try:
@@ -489,8 +495,6 @@ class StreamSink(Sink):
 
 def display_available() -> str | None:
     """None if a preview window can open, else the reason in a few words."""
-    import cv2
-
     info = cv2.getBuildInformation()
     gui_line = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
     if "NONE" in gui_line.upper():
@@ -509,14 +513,10 @@ class PreviewSink(Sink):
         reason = display_available()
         if reason:
             raise DeviceError(f"cannot open a preview window: {reason}")
-        import cv2
-
-        self._cv2 = cv2
         cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
         self.closed_by_user = False
 
     def write(self, image: np.ndarray, pts: float | None) -> None:
-        cv2 = self._cv2
         code = cv2.COLOR_RGBA2BGR if image.ndim == 3 and image.shape[2] == 4 else cv2.COLOR_RGB2BGR
         cv2.imshow(self.WINDOW, cv2.cvtColor(image, code))
         key = cv2.waitKey(1) & 0xFF
@@ -526,4 +526,4 @@ class PreviewSink(Sink):
         self.written += 1
 
     def close(self, complete: bool = True) -> None:
-        self._cv2.destroyWindow(self.WINDOW)
+        cv2.destroyWindow(self.WINDOW)
