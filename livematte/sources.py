@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from fractions import Fraction
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import cv2
 import numpy as np
 
 from livematte.errors import DeviceError, InputError
@@ -212,20 +214,35 @@ class StreamSource(_AVSource):
 
     ``open_timeout`` bounds how long we wait for the first data (a stream that
     never starts is an input error), ``read_timeout`` how long a running
-    stream may stall before it counts as dropped.
+    stream may stall before it counts as dropped. A dropped stream is
+    reopened with back-off for up to ``reconnect_for`` seconds; meanwhile the
+    last good frame is repeated at the stream's rate, so a virtual camera fed
+    from it keeps emitting instead of freezing the call. Frame pts are wall
+    clock seconds since the source started, which stays monotonic across
+    reconnects (the sender's own clock restarts).
     """
 
     live = True
 
-    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0) -> None:
-        options = {"fflags": "nobuffer", "flags": "low_delay"}
-        if url.startswith("rtsp://"):
-            options["rtsp_transport"] = "tcp"
+    def __init__(
+        self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, reconnect_for: float = 30.0
+    ) -> None:
+        self._url = url
+        self._timeouts = (open_timeout, read_timeout)
+        self.reconnect_for = reconnect_for
+        #: how many times the stream dropped and came back
+        self.reconnects = 0
         try:
-            container = av.open(url, mode="r", options=options, timeout=(open_timeout, read_timeout))
+            container = self._connect(open_timeout)
         except av.error.FFmpegError as exc:
             raise InputError(f"cannot open stream {url}: {_ffmpeg_reason(exc)}") from None
         super().__init__(container, url)
+
+    def _connect(self, open_timeout: float) -> "av.container.InputContainer":
+        options = {"fflags": "nobuffer", "flags": "low_delay"}
+        if self._url.startswith("rtsp://"):
+            options["rtsp_transport"] = "tcp"
+        return av.open(self._url, mode="r", options=options, timeout=(open_timeout, self._timeouts[1]))
 
     def _packets(self) -> Iterator["av.Packet"]:
         demuxer = self._container.demux(self._stream)
@@ -244,6 +261,79 @@ class StreamSource(_AVSource):
                 continue
             yield packet
 
+    def __iter__(self) -> Iterator[Frame]:
+        started = time.monotonic()
+        index = 0
+        last: np.ndarray | None = None
+        while not self._closed:
+            for frame in self._frames():
+                if self._closed:
+                    return
+                rgb = _upright(frame.to_ndarray(format="rgb24"), frame.rotation or self._rotation)
+                if (rgb.shape[1], rgb.shape[0]) != self.size:  # the sender restarted at another size
+                    rgb = _fit(rgb, self.size)
+                last = rgb
+                yield Frame(rgb=rgb, pts=time.monotonic() - started, index=index)
+                index += 1
+            if self._closed or self.reconnect_for <= 0:
+                return
+            for held in self._reconnect(last):
+                yield Frame(rgb=held, pts=time.monotonic() - started, index=index)
+                index += 1
+            if self._container is None:
+                return
+
+    def _reconnect(self, last: np.ndarray | None) -> Iterator[np.ndarray]:
+        """Reopen in a helper thread (opening blocks) while yielding ``last``
+        at the stream's rate; ends with ``self._container`` set, or None when
+        ``reconnect_for`` ran out."""
+        self._container.close()
+        self._container = None  # type: ignore[assignment]
+        result: list["av.container.InputContainer"] = []
+        deadline = time.monotonic() + self.reconnect_for
+
+        def reopen() -> None:
+            delay = 0.25
+            while not self._closed and time.monotonic() < deadline:
+                try:
+                    result.append(self._connect(min(self._timeouts[0], max(0.1, deadline - time.monotonic()))))
+                    return
+                except av.error.FFmpegError:
+                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                    delay = min(delay * 2, 4.0)
+
+        thread = threading.Thread(target=reopen, name="livematte-reconnect", daemon=True)
+        thread.start()
+        period = 1.0 / (self.fps or 30.0)
+        while thread.is_alive() and not self._closed:
+            if last is not None:
+                yield last
+            thread.join(period)
+        if not result:
+            log.warning("stream %s did not come back within %.0f s", self._label, self.reconnect_for)
+            return
+        container = result[0]
+        if self._closed or not container.streams.video:
+            container.close()
+            return
+        self.reconnects += 1
+        log.warning("stream %s reconnected", self._label)
+        self._container = container
+        self._stream = container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._packet_iter = self._packets()
+        self._first = None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._container is not None:
+                self._container.close()
+
+
+def _fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
 
 class CameraSource(Source):
     """A webcam through OpenCV, by index (``0``) or device path (``/dev/video2``).
@@ -261,9 +351,6 @@ class CameraSource(Source):
         fps: float | None = None,
         retries: int = 5,
     ) -> None:
-        import cv2  # imported here: file jobs must not pay for camera probing
-
-        self._cv2 = cv2
         self._device = device
         self._requested = (size, fps)
         self._retries = retries
@@ -275,8 +362,7 @@ class CameraSource(Source):
         self.fps = float(granted) if granted and granted > 0 else float(fps or 30.0)
         self._closed = False
 
-    def _open(self) -> "object":
-        cv2 = self._cv2
+    def _open(self) -> "cv2.VideoCapture":
         cap = cv2.VideoCapture(self._device)
         if not cap.isOpened():
             cap.release()
@@ -293,7 +379,6 @@ class CameraSource(Source):
         return cap
 
     def __iter__(self) -> Iterator[Frame]:
-        cv2 = self._cv2
         index = 0
         start = time.monotonic()
         failures = 0
@@ -320,7 +405,7 @@ class CameraSource(Source):
         try:
             self._cap = self._open()
         except DeviceError:
-            self._cap = self._cv2.VideoCapture()  # closed handle: next read fails and retries
+            self._cap = cv2.VideoCapture()  # closed handle: next read fails and retries
 
     def close(self) -> None:
         if not self._closed:

@@ -97,7 +97,13 @@ def test_stage_error_stops_everything_and_reraises_the_original(tmp_path: Path, 
 
 
 class _SlowSink(Sink):
+    """Takes 30 ms per frame (a slow encoder or network) and notes when each frame arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+
     def write(self, image: np.ndarray, pts: float | None) -> None:
+        self.arrivals.append(time.monotonic())
         time.sleep(0.03)
         self.written += 1
 
@@ -182,3 +188,36 @@ def test_third_party_mediapipe_replaces_the_sample_background(tmp_path: Path, me
         green = (frame[:, :, 1] > 200) & (frame[:, :, 0] < 60) & (frame[:, :, 2] < 60)
         assert green[far].mean() > 0.9, "background left where there is no person"
         assert green[inside].mean() < 0.1, "person replaced by background"
+
+
+def test_dropped_stream_reconnects_and_keeps_emitting(tmp_path: Path, keyer: Path) -> None:
+    """The sender stops for a second and restarts: the source repeats the last
+    frame meanwhile (a virtual camera must not freeze) and reconnects."""
+    size, port = (96, 64), _free_udp_port()
+    url = f"udp://127.0.0.1:{port}"
+    stop = threading.Event()
+
+    def send_with_gap() -> None:
+        for burst in range(2):
+            sink = StreamSink(url, size, 30)
+            for index in range(45):
+                if stop.is_set():
+                    break
+                sink.write(disc_frame(*size, index), None)
+                time.sleep(1 / 30)
+            sink.close()
+            if burst == 0:
+                time.sleep(1.2)  # the stream drops
+
+    sender = threading.Thread(target=send_with_gap, daemon=True)
+    sender.start()
+    try:
+        source = StreamSource(url, open_timeout=10, read_timeout=0.4, reconnect_for=5)
+        sink = _SlowSink()
+        result = _pipeline(source, keyer, [sink], duration=3.6).run()
+    finally:
+        stop.set()
+        sender.join(5)
+    assert source.reconnects == 1
+    gaps = np.diff(sink.arrivals)
+    assert result.frames_out > 40 and gaps.max() < 0.6  # frames kept coming through the drop
