@@ -63,8 +63,12 @@ class OnnxTorchGraph(nn.Module):
         "Cast", "Slice", "Split", "Constant", "DepthToSpace", "Max", "Min",
     }
 
-    def __init__(self, model: onnx.ModelProto | str | Path) -> None:
+    def __init__(self, model: onnx.ModelProto | str | Path, free_batch: bool = False) -> None:
+        """``free_batch``: graphs converted from TensorFlow often bake batch 1
+        into their Reshape targets; with this set, a leading 1 in a constant
+        Reshape target means "the batch", so training can use batches."""
         super().__init__()
+        self.free_batch = free_batch
         if not isinstance(model, onnx.ModelProto):
             model = onnx.load(str(model))
         graph = model.graph
@@ -90,6 +94,16 @@ class OnnxTorchGraph(nn.Module):
     def parameter_for(self, name: str) -> nn.Parameter:
         """The trainable tensor behind initialiser ``name`` (for surgery and freezing)."""
         return self.params[self._keys[name]]
+
+    def parameters_up_to(self, tensor: str) -> list[nn.Parameter]:
+        """Parameters of the nodes up to the one producing ``tensor`` (e.g. to
+        freeze a pretrained encoder's high-resolution layers, whose backward
+        pass is most of a training step's cost)."""
+        last = next((i for i, n in enumerate(self.nodes) if tensor in n.output), None)
+        if last is None:
+            raise KeyError(f"no node produces {tensor!r}")
+        names = {i for n in self.nodes[: last + 1] for i in n.input if i in self._keys}
+        return [self.params[self._keys[n]] for n in sorted(names)]
 
     def forward(
         self,
@@ -156,6 +170,8 @@ class OnnxTorchGraph(nn.Module):
         if op == "Reshape":
             shape = [int(s) for s in a[1].tolist()]
             shape = [a[0].shape[i] if s == 0 else s for i, s in enumerate(shape)]
+            if self.free_batch and shape and shape[0] == 1:
+                shape[0] = a[0].shape[0]
             return [a[0].reshape(shape)]
         if op == "Flatten":
             return [torch.flatten(a[0], at.get("axis", 1))]

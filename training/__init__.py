@@ -1,0 +1,1 @@
+"""Training subpackage: models, data, losses, training, evaluation and export (needs torch)."""

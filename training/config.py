@@ -1,0 +1,81 @@
+"""Training configuration: a JSON file, read into dataclasses.
+
+Paths in a config are relative to the repository root, so the shipped
+configs work from any clone that has ``../shared`` beside it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .data.clips import ClipConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class StageConfig:
+    """One phase of the schedule (SHM/AdaMatting: trimap, alpha, then end to end).
+
+    ``train`` names the parameter groups that learn in this stage
+    (``trimap``, ``alpha``, ``recurrent``); ``losses`` maps loss names to
+    weights (``trimap``, ``alpha``, ``alpha_unknown``, ``comp``, ``temporal``,
+    ``distill``); with ``uncertainty`` the trimap and alpha terms are
+    balanced by learned variances instead of their fixed weights."""
+
+    name: str
+    steps: int
+    batch: int = 8
+    clip_length: int = 1
+    lr: float = 1e-3
+    train: list[str] = field(default_factory=lambda: ["trimap", "alpha", "recurrent"])
+    losses: dict[str, float] = field(default_factory=lambda: {"alpha": 1.0, "trimap": 0.01})
+    uncertainty: bool = False
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    portraits: str = "../shared/data/eg1800-train"
+    backgrounds: str = "../shared/data/backgrounds"
+    teacher: str | None = None
+    holdout: int = 64
+    limit_portraits: int | None = None
+    clip: dict[str, Any] = field(default_factory=dict)
+    stages: list[StageConfig] = field(default_factory=list)
+    seed: int = 0
+    workers: int = 1
+    log_every: int = 10
+    val_every: int = 200
+    ckpt_every: int = 50
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        raw = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        raw["stages"] = [StageConfig(**s) for s in raw.get("stages", [])]
+        return cls(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A config path made absolute against the repository root."""
+        if path is None:
+            return None
+        p = Path(path)
+        return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+    def clip_config(self, length: int) -> ClipConfig:
+        return ClipConfig(**{**self.clip, "length": length})
+
+    def resolved_model_args(self) -> dict[str, Any]:
+        """Model arguments with file paths (``*_onnx``) made absolute."""
+        return {k: str(self.resolve(v)) if k.endswith("_onnx") else v for k, v in self.model_args.items()}

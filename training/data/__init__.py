@@ -1,0 +1,1 @@
+"""Datasets: real portraits, pseudo alphas, re-composition and synthetic video clips."""

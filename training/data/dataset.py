@@ -1,0 +1,85 @@
+"""Torch datasets over the clip synthesiser, plus the teacher's soft labels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .clips import ClipConfig, ClipSynthesizer, Portrait
+from .pseudo_alpha import PseudoAlpha
+
+
+class Teacher:
+    """Person probability from a peer ONNX segmenter (MediaPipe, Apache-2.0).
+
+    Runs in the data-loader worker with ONNX Runtime, so distillation costs
+    the training step nothing. Expects the MediaPipe landscape I/O: NHWC RGB
+    in [0, 1] at the clip size, 2-class logits out."""
+
+    def __init__(self, onnx_path: str | Path) -> None:
+        self.path = str(onnx_path)
+        self._session = None
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """``frames``: T x H x W x 3 float32 -> T x H x W x 1 probability."""
+        if self._session is None:  # created lazily: sessions don't survive fork
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            self._session = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
+        name = self._session.get_inputs()[0].name
+        out = np.concatenate([self._session.run(None, {name: f[None]})[0] for f in frames])
+        e = np.exp(out - out.max(-1, keepdims=True))
+        return (e[..., 1:2] / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+class ClipDataset(Dataset):
+    """Index ``i`` -> the clip generated from ``seed + i`` (T x C x H x W tensors)."""
+
+    def __init__(
+        self,
+        portraits: list[PseudoAlpha],
+        backgrounds: list[np.ndarray],
+        config: ClipConfig,
+        length: int,
+        seed: int = 0,
+        teacher: Teacher | None = None,
+    ) -> None:
+        self.synth = ClipSynthesizer(portraits, backgrounds, config)
+        self.length = length
+        self.seed = seed
+        self.teacher = teacher
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        clip = self.synth.clip(rng)
+        if self.teacher is not None:
+            clip["teacher"] = self.teacher(clip["src"])
+        return {k: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if v.ndim == 4 else np.asarray(v)) for k, v in clip.items()}
+
+
+class HoldoutSet(Dataset):
+    """Held-out training portraits as single squashed frames, for validation
+    during training (the reported validation set stays untouched)."""
+
+    def __init__(self, portraits: list[PseudoAlpha], size: tuple[int, int]) -> None:
+        self.portraits = portraits
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.portraits)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        import cv2
+
+        p = Portrait.load(self.portraits[index])
+        h, w = self.size
+        src = cv2.resize(p.image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        alpha = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_AREA)
+        return {"src": torch.from_numpy(src.transpose(2, 0, 1).copy()), "alpha": torch.from_numpy(alpha[None].copy())}

@@ -1,0 +1,1 @@
+"""Model definitions, each buildable by registry name from a config."""

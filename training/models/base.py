@@ -1,0 +1,38 @@
+"""What every matting model in the registry returns and exposes to training."""
+from __future__ import annotations
+
+from typing import TypedDict
+
+from torch import Tensor, nn
+
+State = tuple[Tensor, Tensor] | None
+
+
+class MattingOutput(TypedDict):
+    """``trimap``: B x 3 x H x W logits (background, unknown, foreground);
+    ``alpha_r``: the alpha decoder's estimate in [0, 1]; ``alpha``: the fused
+    matte F + U * alpha_r; ``state``: recurrent (h, c) for the next frame, or
+    None for single-image models."""
+
+    trimap: Tensor
+    alpha_r: Tensor
+    alpha: Tensor
+    state: State
+
+
+class MattingNet(nn.Module):
+    """Base class: staged training freezes and unfreezes these groups.
+
+    SHM and AdaMatting both pretrain the trimap branch and the alpha branch
+    separately before training end to end; ``parameter_groups`` names which
+    parameters belong to which branch so the schedule can do that.
+    """
+
+    #: True when the model carries state between video frames
+    recurrent: bool = False
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        raise NotImplementedError
+
+    def forward(self, src: Tensor, state: State = None) -> MattingOutput:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,173 @@
+"""Disentangled matting (AdaMatting, Cai et al. 2019) with a recurrent state carried across video frames.
+
+A shared encoder feeds two decoders: trimap adaptation (deep + middle
+shortcuts, global-convolution context, sub-pixel upsampling) and alpha
+estimation (middle + shallow shortcuts). AdaMatting's ConvLSTM propagation
+unit iterates within one image; here it sits on the stride-16 features and
+its (h, c) are the *video* state, handed from frame to frame, so the net
+sees what it decided a frame ago. Its output is added back through a
+zero-initialised projection: at the start of training the recurrence is a
+no-op and the single-image behaviour is untouched.
+
+Two encoders:
+- ``DisentangledMatting``: the MobileNetV2-style encoder of ``backbone.py``
+  (trained from scratch).
+- ``SeededDisentangledMatting``: the encoder and trimap decoder are the
+  MediaPipe selfie-segmentation graph (Apache-2.0, Google), executed with
+  :class:`livematte.torch_graph.OnnxTorchGraph` and fine-tuned. With 1,339
+  labelled portraits, starting from a net trained on far more people is the
+  honest way to generalise; the ConvLSTM is spliced in at its stride-16
+  bottleneck and the alpha decoder reads its stride-2 features.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from livematte.torch_graph import OnnxTorchGraph
+
+from .backbone import MobileEncoder
+from .base import MattingNet, MattingOutput, State
+from .blocks import ConvBNAct, ConvLSTMCell, GlobalConv, SeparableConv, SubPixelUp, fuse, upsample_to
+
+
+class RecurrentBottleneck(nn.Module):
+    """features -> features + P(ConvLSTM(Q(features), state)); P starts at zero."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(channels, hidden, 1)
+        self.cell = ConvLSTMCell(hidden, hidden)
+        self.expand = nn.Conv2d(hidden, channels, 1)
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
+    def forward(self, x: Tensor, state: State) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, state = self.cell(self.squeeze(x), state)
+        return x + self.expand(h), state
+
+
+class AlphaDecoder(nn.Module):
+    """Middle + shallow shortcuts up to full resolution, with the image last.
+
+    Depthwise-separable convs at stride 2 and 1: this head runs on every
+    frame at the graph's full resolution, so it must cost a few MFLOPs."""
+
+    def __init__(self, c_mid: int, c_shallow: int, width: int = 16) -> None:
+        super().__init__()
+        self.mix = SeparableConv(c_mid + c_shallow, width)
+        self.up = SubPixelUp(width, width // 2)
+        self.refine = SeparableConv(width // 2 + 3, width // 2)
+        self.out = nn.Conv2d(width // 2, 1, 3, padding=1)
+
+    def forward(self, mid: Tensor, shallow: Tensor, src: Tensor) -> Tensor:
+        x = self.mix(torch.cat([upsample_to(mid, shallow), shallow], 1))
+        x = upsample_to(self.up(x), src)
+        x = self.refine(torch.cat([x, src], 1))
+        return torch.sigmoid(self.out(x))
+
+
+class DisentangledMatting(MattingNet):
+    """Scratch-trained variant on the MobileNetV2-style encoder."""
+
+    recurrent = True
+
+    def __init__(self, width: str = "mobile", hidden: int = 32) -> None:
+        super().__init__()
+        self.encoder = MobileEncoder(width)
+        c2, c4, c8, c16 = self.encoder.channels
+        d = 32 if width == "mobile" else 64
+        self.bottleneck = RecurrentBottleneck(c16, hidden)
+        # trimap adaptation decoder: deep (stride 16) + middle (stride 8, 4) shortcuts
+        self.context = GlobalConv(c16, d)
+        self.t8 = ConvBNAct(d + c8, d)
+        self.t4 = ConvBNAct(d // 2 + c4, d // 2)
+        self.t_up = SubPixelUp(d, d // 2)
+        self.t_head = nn.Conv2d(d // 2, 3, 3, padding=1)
+        # alpha decoder: middle (stride 4) + shallow (stride 2) shortcuts
+        self.alpha = AlphaDecoder(c4 + d // 2, c2)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        alpha = list(self.alpha.parameters())
+        recurrent = list(self.bottleneck.parameters())
+        taken = {id(p) for p in alpha + recurrent}
+        return {"trimap": [p for p in self.parameters() if id(p) not in taken], "alpha": alpha, "recurrent": recurrent}
+
+    def forward(self, src: Tensor, state: State = None) -> MattingOutput:
+        s2, s4, s8, s16 = self.encoder(src)
+        s16, state = self.bottleneck(s16, state)
+        x = self.context(s16)
+        x = self.t8(torch.cat([upsample_to(x, s8), s8], 1))
+        x = self.t_up(x)
+        t4 = self.t4(torch.cat([upsample_to(x, s4), s4], 1))
+        trimap = upsample_to(self.t_head(t4), src)
+        alpha_r = self.alpha(torch.cat([s4, t4], 1), s2, src)
+        return MattingOutput(trimap=trimap, alpha_r=alpha_r, alpha=fuse(trimap, alpha_r), state=state)
+
+
+# Tensor names inside the MediaPipe landscape selfie-segmentation graph
+# (obsbgr__mediapipe.onnx, 1x144x256x3 NHWC input, 2-class logits output).
+MEDIAPIPE_BOTTLENECK = "multiply_6:0"  # 128 ch, stride 16, last encoder tensor
+MEDIAPIPE_DECODER = "add_9__xeno_compat__1:0"  # 16 ch, stride 2, last decoder features
+MEDIAPIPE_SHALLOW = "mul_1:0"  # 16 ch, stride 2, first encoder features
+MEDIAPIPE_STRIDE8 = "add__xeno_compat__1:0"  # 24 ch, stride 8, end of the second encoder stage
+MEDIAPIPE_SIZE = (144, 256)
+
+
+class SeededDisentangledMatting(MattingNet):
+    """Encoder + trimap decoder from the MediaPipe graph, fine-tuned.
+
+    The graph's background/person logits become the trimap's background and
+    foreground classes; a small head on the decoder features adds the unknown
+    class (initialised strongly negative, so training starts from MediaPipe's
+    segmentation). Input is NCHW RGB in [0, 1] at 144x256: the graph's
+    global pooling kernels are fixed to that size.
+
+    ``freeze_until`` keeps the pretrained layers up to that tensor fixed
+    (default: up to stride 8). On a 2-core CPU their backward pass is ~3/4
+    of a step's cost, and low-level features are what a small labelled set
+    improves least.
+    """
+
+    recurrent = True
+
+    def __init__(self, teacher_onnx: str | Path, hidden: int = 24, freeze_until: str | None = MEDIAPIPE_STRIDE8) -> None:
+        super().__init__()
+        self.graph = OnnxTorchGraph(teacher_onnx, free_batch=True)
+        self.frozen = self.graph.parameters_up_to(freeze_until) if freeze_until else []
+        for p in self.frozen:
+            p.requires_grad_(False)
+        self.bottleneck = RecurrentBottleneck(128, hidden)
+        self.unknown = nn.Sequential(SeparableConv(16, 8), nn.Conv2d(8, 1, 1))
+        nn.init.constant_(self.unknown[1].bias, -4.0)
+        self.alpha = AlphaDecoder(16, 16)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        frozen = {id(p) for p in self.frozen}
+        return {
+            "trimap": [p for p in self.graph.parameters() if id(p) not in frozen] + list(self.unknown.parameters()),
+            "alpha": list(self.alpha.parameters()),
+            "recurrent": list(self.bottleneck.parameters()),
+        }
+
+    def forward(self, src: Tensor, state: State = None) -> MattingOutput:
+        carried: list[tuple[Tensor, Tensor]] = []
+
+        def recur(x: Tensor) -> Tensor:
+            y, new_state = self.bottleneck(x, state)
+            carried.append(new_state)
+            return y
+
+        (seg,), taps = self.graph(
+            src.permute(0, 2, 3, 1),
+            overrides={MEDIAPIPE_BOTTLENECK: recur},
+            taps=(MEDIAPIPE_DECODER, MEDIAPIPE_SHALLOW),
+        )
+        seg = seg.permute(0, 3, 1, 2)  # B x 2 x H x W: background, person
+        decoder, shallow = taps[MEDIAPIPE_DECODER], taps[MEDIAPIPE_SHALLOW]
+        unknown = upsample_to(self.unknown(decoder), src)
+        trimap = torch.cat([seg[:, :1], unknown, seg[:, 1:]], 1)
+        alpha_r = self.alpha(decoder, shallow, src)
+        return MattingOutput(trimap=trimap, alpha_r=alpha_r, alpha=fuse(trimap, alpha_r), state=carried[0])

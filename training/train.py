@@ -1,0 +1,246 @@
+"""Staged training of a matting model on real portraits and synthetic clips.
+
+    python -m training.train --config training/configs/lm-mobile-recurrent.json --out runs/lm-mobile-recurrent
+
+Stages follow SHM and AdaMatting: the trimap branch first, then the alpha
+branch, then everything end to end on clips with the recurrent state
+carried across frames (truncated backprop through each clip). A run is
+resumable (``--resume``): checkpoints hold the model, optimiser, loss
+weights, stage and step, and data is a pure function of (seed, index).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from livematte import metrics
+
+from . import losses as L
+from .config import StageConfig, TrainConfig
+from .data.clips import load_backgrounds
+from .data.dataset import ClipDataset, HoldoutSet, Teacher
+from .data.pseudo_alpha import PseudoAlpha, build_cache, default_cache_dir
+from .models.base import MattingNet
+from .models.registry import build_model
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class Progress:
+    stage: int = 0
+    step: int = 0  # steps done within ``stage``
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def split_portraits(cfg: TrainConfig) -> tuple[list[PseudoAlpha], list[PseudoAlpha]]:
+    """(train, holdout) pseudo-alpha samples; the last ``holdout`` ids are held out."""
+    dataset = cfg.resolve(cfg.portraits)
+    cache = default_cache_dir() / "pseudo_alpha" / dataset.name
+    samples = build_cache(dataset, cache, workers=cfg.workers, limit=cfg.limit_portraits)
+    if cfg.holdout >= len(samples):
+        raise ValueError(f"holdout {cfg.holdout} leaves no training portraits out of {len(samples)}")
+    return samples[: len(samples) - cfg.holdout], samples[len(samples) - cfg.holdout:]
+
+
+def configure_stage(model: MattingNet, stage: StageConfig) -> list[torch.nn.Parameter]:
+    """Freeze every group the stage does not train; return the trained parameters."""
+    groups = model.parameter_groups()
+    unknown = set(stage.train) - set(groups)
+    if unknown:
+        raise ValueError(f"stage {stage.name}: unknown parameter groups {sorted(unknown)}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trained = [p for g in stage.train for p in groups[g]]
+    for p in trained:
+        p.requires_grad_(True)
+    return trained
+
+
+def clip_losses(model: MattingNet, batch: dict[str, torch.Tensor], stage: StageConfig,
+                weighting: L.UncertaintyWeighting | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Run the model over a B x T clip, carrying state, and combine the stage's losses."""
+    src, gt = batch["src"], batch["alpha"]
+    b, t = src.shape[:2]
+    frame = torch.arange(t, device=src.device)
+    keep = (frame[None, :] != batch["cut"][:, None]).float()  # B x T: 0 where a cut starts
+    state = None
+    alphas, alpha_rs, trimaps = [], [], []
+    for i in range(t):
+        if state is not None:
+            k = keep[:, i].view(b, 1, 1, 1)
+            state = (state[0] * k, state[1] * k)
+        out = model(src[:, i], state)
+        state = out["state"]
+        alphas.append(out["alpha"])
+        alpha_rs.append(out["alpha_r"])
+        trimaps.append(out["trimap"])
+    alpha = torch.stack(alphas, 1).flatten(0, 1)
+    alpha_r = torch.stack(alpha_rs, 1).flatten(0, 1)
+    trimap_logits = torch.stack(trimaps, 1).flatten(0, 1)
+    gt_flat = gt.flatten(0, 1)
+    target = L.trimap_from_alpha(gt_flat)
+    w = stage.losses
+    terms: dict[str, torch.Tensor] = {}
+    if w.get("trimap"):
+        terms["trimap"] = L.trimap_loss(trimap_logits, target)
+    if w.get("alpha"):
+        terms["alpha"] = L.alpha_prediction_loss(alpha, gt_flat)
+    if w.get("alpha_unknown"):
+        terms["alpha_unknown"] = L.alpha_prediction_loss(alpha_r, gt_flat, (target == 1).unsqueeze(1).float())
+    if w.get("comp"):
+        has_fb = batch["has_fb"].view(b, 1, 1, 1, 1).expand(b, t, 1, 1, 1).flatten(0, 1)
+        terms["comp"] = L.compositional_loss(alpha, gt_flat, batch["fg"].flatten(0, 1), batch["bg"].flatten(0, 1),
+                                             has_fb.expand_as(alpha))
+    if w.get("temporal") and t > 1:
+        pred_seq = alpha.view(b, t, *alpha.shape[1:])
+        pairs = keep[:, 1:].view(b, t - 1, 1, 1, 1)
+        diff = (torch.diff(pred_seq, dim=1) - torch.diff(gt, dim=1)).abs() * pairs
+        terms["temporal"] = diff.sum() / (pairs.sum() * diff[0, 0].numel()).clamp_min(1.0)
+    if w.get("distill") and "teacher" in batch:
+        terms["distill"] = L.distillation_loss(alpha, batch["teacher"].flatten(0, 1))
+    if weighting is not None:
+        balanced = {k: terms.pop(k) * w[k] for k in ("trimap", "alpha") if k in terms}
+        total = weighting(balanced) + sum(terms[k] * w[k] for k in terms)
+        terms.update(balanced)
+    else:
+        total = sum(terms[k] * w[k] for k in terms)
+    return total, {k: float(v) for k, v in terms.items()}
+
+
+@torch.no_grad()
+def validate(model: MattingNet, holdout: HoldoutSet, device: torch.device) -> dict[str, float]:
+    """Mean SAD/MSE/IoU of the fused alpha on held-out portraits, state reset per image."""
+    model.eval()
+    rows = []
+    for item in DataLoader(holdout, batch_size=8):
+        alpha = model(item["src"].to(device))["alpha"].cpu().numpy()[:, 0]
+        for pred, gt in zip(alpha, item["alpha"].numpy()[:, 0]):
+            rows.append((metrics.sad(pred, gt), metrics.mse(pred, gt), metrics.iou(pred, gt)))
+    model.train()
+    sad, mse, iou = np.mean(rows, axis=0)
+    return {"SAD": float(sad), "MSE": float(mse), "IoU": float(iou)}
+
+
+def save_checkpoint(path: Path, model: MattingNet, optimizer: torch.optim.Optimizer,
+                    weighting: L.UncertaintyWeighting, progress: Progress, cfg: TrainConfig) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "weighting": weighting.state_dict(),
+                "stage": progress.stage, "step": progress.step, "config": cfg.to_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], weighting: L.UncertaintyWeighting, stage: StageConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW([{"params": params}, {"params": list(weighting.parameters()), "weight_decay": 0.0}],
+                             lr=stage.lr, weight_decay=1e-4)
+
+
+def cosine_lr(stage: StageConfig, step: int) -> float:
+    """Short warm-up, then cosine decay to 5 % of the stage's rate."""
+    warm = max(1, min(50, stage.steps // 10))
+    if step < warm:
+        return stage.lr * (step + 1) / warm
+    t = (step - warm) / max(1, stage.steps - warm)
+    return stage.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto", log=print) -> dict[str, float]:
+    """Run (or resume) every stage; returns the final validation metrics."""
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, **cfg.resolved_model_args()).to(dev)
+    weighting = L.UncertaintyWeighting().to(dev)
+    progress = Progress()
+    ckpt_path = out / CHECKPOINT
+    state = None
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        weighting.load_state_dict(state["weighting"])
+        progress = Progress(state["stage"], state["step"])
+        log(f"resumed from {ckpt_path}: stage {progress.stage} step {progress.step}")
+    train_set, holdout_set = split_portraits(cfg)
+    backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))
+    teacher = Teacher(cfg.resolve(cfg.teacher)) if cfg.teacher else None
+    holdout = HoldoutSet(holdout_set, cfg.clip_config(1).size)
+    log(f"{len(train_set)} training portraits, {len(holdout_set)} held out, {len(backgrounds)} backgrounds, device {dev}")
+    result: dict[str, float] = {}
+    while progress.stage < len(cfg.stages):
+        stage = cfg.stages[progress.stage]
+        params = configure_stage(model, stage)
+        optimizer = make_optimizer(params, weighting, stage)
+        if state is not None and state["stage"] == progress.stage:
+            optimizer.load_state_dict(state["optimizer"])
+        dataset = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), stage.steps * stage.batch,
+                              seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None)
+        remaining = Subset(dataset, range(progress.step * stage.batch, len(dataset)))
+        loader = DataLoader(remaining, batch_size=stage.batch, num_workers=cfg.workers, shuffle=False,
+                            persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+        weighting_for_stage = weighting if stage.uncertainty else None
+        t0, done0 = time.time(), progress.step
+        for batch in loader:
+            batch = {k: v.to(dev) for k, v in batch.items()}
+            for g in optimizer.param_groups:
+                g["lr"] = cosine_lr(stage, progress.step)
+            loss, parts = clip_losses(model, batch, stage, weighting_for_stage)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            progress.step += 1
+            if progress.step % cfg.log_every == 0 or progress.step == stage.steps:
+                rate = (progress.step - done0) / max(1e-6, time.time() - t0)
+                eta = (stage.steps - progress.step) / max(rate, 1e-6)
+                terms = " ".join(f"{k}={v:.4f}" for k, v in parts.items())
+                sig = " ".join(f"s_{k}={v:.2f}" for k, v in weighting.sigmas().items()) if stage.uncertainty else ""
+                log(f"[{stage.name} {progress.step}/{stage.steps}] loss={float(loss):.4f} {terms} {sig} "
+                    f"{rate:.2f} it/s eta {eta / 60:.1f} min")
+            if progress.step % cfg.ckpt_every == 0:
+                save_checkpoint(ckpt_path, model, optimizer, weighting, progress, cfg)
+            if progress.step % cfg.val_every == 0:
+                log(f"[{stage.name} {progress.step}] holdout {validate(model, holdout, dev)}")
+        result = validate(model, holdout, dev)
+        log(f"[{stage.name} done] holdout {result}")
+        progress = Progress(progress.stage + 1, 0)
+        save_checkpoint(ckpt_path, model, optimizer, weighting, progress, cfg)
+        state = None
+    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "holdout": result}, out / "final.pt")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Train a livematte matting model.")
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<config name>)")
+    ap.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads on CPU")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = TrainConfig.load(args.config)
+    except (OSError, ValueError, TypeError) as exc:
+        sys.exit(f"training: error: {exc}")
+    out = args.out or Path("runs") / cfg.name
+    train(cfg, out, resume=args.resume, device=args.device, log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()
