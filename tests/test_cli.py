@@ -165,3 +165,10 @@ def test_python_dash_m_entry_point() -> None:
     assert result.returncode == 0 and "process" in result.stdout and "webcam" in result.stdout
 
 
+
+
+def test_bench_prints_every_stage(keyer: Path, capsys) -> None:
+    assert main(["bench", "--model", str(keyer), "--sizes", "160x96", "--frames", "8"]) == 0
+    table = capsys.readouterr().out
+    assert all(column in table for column in ("decode", "infer", "composite", "encode", "end-to-end"))
+    assert "red-keyer" in table and "160x96" in table
