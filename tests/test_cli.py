@@ -172,3 +172,27 @@ def test_bench_prints_every_stage(keyer: Path, capsys) -> None:
     table = capsys.readouterr().out
     assert all(column in table for column in ("decode", "infer", "composite", "encode", "end-to-end"))
     assert "red-keyer" in table and "160x96" in table
+
+
+@pytest.mark.parametrize(
+    "variant, clip_args, out_size",
+    [
+        ("rotated", dict(size=(96, 64), rotation=-90), (64, 96)),
+        ("vfr", dict(size=(96, 64), pts_ticks=[0, 100, 150, 400, 410, 700, 800]), (96, 64)),
+        ("no-audio", dict(size=(96, 64), audio=False), (96, 64)),
+        ("odd-size", dict(size=(95, 63), codec="mpeg4"), (96, 64)),
+    ],
+)
+def test_process_input_variants_keep_frames_and_timing(tmp_path: Path, keyer: Path, variant: str, clip_args: dict,
+                                                       out_size: tuple[int, int]) -> None:
+    if variant == "odd-size":  # H.264 cannot store odd sizes; MPEG-4 part 2 in .mkv can
+        clip = write_clip(tmp_path / "in.mkv", frames=6, **clip_args)
+    else:
+        clip = write_clip(tmp_path / "in.mp4", frames=6, **clip_args)
+    out = tmp_path / "out.mp4"
+    assert main(["-q", "process", str(clip), str(out), "--model", str(keyer)]) == 0
+    before, after = probe(clip), probe(out)
+    assert after["video"]["frames"] == before["video"]["frames"]
+    assert after["video"]["pts"] == pytest.approx(before["video"]["pts"], abs=2e-3)
+    assert after["video"]["size"] == out_size
+    assert ("audio" in after) == ("audio" in before)
