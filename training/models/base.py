@@ -10,11 +10,12 @@ State = tuple[Tensor, Tensor] | None
 
 class MattingOutput(TypedDict):
     """``trimap``: B x 3 x H x W logits (background, unknown, foreground);
-    ``alpha_r``: the alpha decoder's estimate in [0, 1]; ``alpha``: the fused
+    ``trimap_prob``: their softmax; ``alpha_r``: the alpha decoder's estimate in [0, 1]; ``alpha``: the fused
     matte F + U * alpha_r; ``state``: recurrent (h, c) for the next frame, or
     None for single-image models."""
 
     trimap: Tensor
+    trimap_prob: Tensor
     alpha_r: Tensor
     alpha: Tensor
     state: State

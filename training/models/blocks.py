@@ -109,9 +109,16 @@ def upsample_to(x: Tensor, ref: Tensor) -> Tensor:
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def fuse(trimap_logits: Tensor, alpha_r: Tensor) -> Tensor:
+def channel_softmax(logits: Tensor) -> Tensor:
+    """Softmax over the channel axis written with elementwise ops: ONNX
+    Runtime's Softmax on a non-last axis transposes the whole map twice,
+    which cost more than the rest of the head at 144x256."""
+    e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def fuse(trimap_prob: Tensor, alpha_r: Tensor) -> Tensor:
     """SHM fusion: alpha = F + U * alpha_r with F, U the trimap probabilities.
 
     Classes are ordered background, unknown, foreground."""
-    prob = torch.softmax(trimap_logits, dim=1)
-    return prob[:, 2:3] + prob[:, 1:2] * alpha_r
+    return trimap_prob[:, 2:3] + trimap_prob[:, 1:2] * alpha_r

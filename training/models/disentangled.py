@@ -30,7 +30,7 @@ from livematte.torch_graph import OnnxTorchGraph
 
 from .backbone import MobileEncoder
 from .base import MattingNet, MattingOutput, State
-from .blocks import ConvBNAct, ConvLSTMCell, GlobalConv, SeparableConv, SubPixelUp, fuse, upsample_to
+from .blocks import ConvBNAct, ConvLSTMCell, GlobalConv, SeparableConv, SubPixelUp, channel_softmax, fuse, upsample_to
 
 
 class RecurrentBottleneck(nn.Module):
@@ -50,23 +50,31 @@ class RecurrentBottleneck(nn.Module):
 
 
 class AlphaDecoder(nn.Module):
-    """Middle + shallow shortcuts up to full resolution, with the image last.
+    """Middle + shallow shortcuts, then sub-pixel upsampling to full
+    resolution where the image itself joins (``full_resolution``), or a
+    stride-2 estimate resized at the end.
 
-    Depthwise-separable convs at stride 2 and 1: this head runs on every
-    frame at the graph's full resolution, so it must cost a few MFLOPs."""
+    Depthwise-separable convs throughout: this head runs on every frame.
+    The real-time engine uses the stride-2 form: at 144x256 the full-res
+    stage cost more than the whole MediaPipe encoder on a CPU, and the
+    runtime's guided upsampler restores edges from the full frame anyway."""
 
-    def __init__(self, c_mid: int, c_shallow: int, width: int = 16) -> None:
+    def __init__(self, c_mid: int, c_shallow: int, width: int = 16, full_resolution: bool = True) -> None:
         super().__init__()
         self.mix = SeparableConv(c_mid + c_shallow, width)
-        self.up = SubPixelUp(width, width // 2)
-        self.refine = SeparableConv(width // 2 + 3, width // 2)
-        self.out = nn.Conv2d(width // 2, 1, 3, padding=1)
+        self.full_resolution = full_resolution
+        if full_resolution:
+            self.up = SubPixelUp(width, width // 2)
+            self.refine = SeparableConv(width // 2 + 3, width // 2)
+            width //= 2
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
 
     def forward(self, mid: Tensor, shallow: Tensor, src: Tensor) -> Tensor:
         x = self.mix(torch.cat([upsample_to(mid, shallow), shallow], 1))
-        x = upsample_to(self.up(x), src)
-        x = self.refine(torch.cat([x, src], 1))
-        return torch.sigmoid(self.out(x))
+        if self.full_resolution:
+            x = upsample_to(self.up(x), src)
+            x = self.refine(torch.cat([x, src], 1))
+        return upsample_to(torch.sigmoid(self.out(x)), src)
 
 
 class DisentangledMatting(MattingNet):
@@ -103,8 +111,9 @@ class DisentangledMatting(MattingNet):
         x = self.t_up(x)
         t4 = self.t4(torch.cat([upsample_to(x, s4), s4], 1))
         trimap = upsample_to(self.t_head(t4), src)
+        prob = channel_softmax(trimap)
         alpha_r = self.alpha(torch.cat([s4, t4], 1), s2, src)
-        return MattingOutput(trimap=trimap, alpha_r=alpha_r, alpha=fuse(trimap, alpha_r), state=state)
+        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=state)
 
 
 # Tensor names inside the MediaPipe landscape selfie-segmentation graph
@@ -142,7 +151,7 @@ class SeededDisentangledMatting(MattingNet):
         self.bottleneck = RecurrentBottleneck(128, hidden)
         self.unknown = nn.Sequential(SeparableConv(16, 8), nn.Conv2d(8, 1, 1))
         nn.init.constant_(self.unknown[1].bias, -4.0)
-        self.alpha = AlphaDecoder(16, 16)
+        self.alpha = AlphaDecoder(16, 16, full_resolution=False)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         frozen = {id(p) for p in self.frozen}
@@ -169,5 +178,6 @@ class SeededDisentangledMatting(MattingNet):
         decoder, shallow = taps[MEDIAPIPE_DECODER], taps[MEDIAPIPE_SHALLOW]
         unknown = upsample_to(self.unknown(decoder), src)
         trimap = torch.cat([seg[:, :1], unknown, seg[:, 1:]], 1)
+        prob = channel_softmax(trimap)
         alpha_r = self.alpha(decoder, shallow, src)
-        return MattingOutput(trimap=trimap, alpha_r=alpha_r, alpha=fuse(trimap, alpha_r), state=carried[0])
+        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=carried[0])

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .backbone import MobileEncoder
 from .base import MattingNet, MattingOutput, State
-from .blocks import ConvBNAct, GlobalConv, fuse, upsample_to
+from .blocks import ConvBNAct, GlobalConv, channel_softmax, fuse, upsample_to
 
 
 class TNet(nn.Module):
@@ -79,5 +79,6 @@ class SHM(MattingNet):
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
         trimap = self.tnet(src)
-        alpha_r = self.mnet(src, torch.softmax(trimap, 1))
-        return MattingOutput(trimap=trimap, alpha_r=alpha_r, alpha=fuse(trimap, alpha_r), state=None)
+        prob = channel_softmax(trimap)
+        alpha_r = self.mnet(src, prob)
+        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=None)
