@@ -1,0 +1,185 @@
+"""Backgrounds, exact compositing, RGBA output, spill removal and smoothing, on real files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from livematte.compositor import (BackgroundSpec, Compositor, TemporalSmoother, cover,
+                                  parse_background)
+from livematte.errors import InputError
+
+SIZE = (90, 160)  # (height, width)
+
+
+def _frame(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+
+
+def _alpha() -> np.ndarray:
+    """Left third 0, right third 1, a soft ramp between."""
+    ramp = np.clip((np.arange(SIZE[1]) - 53) / 54.0, 0.0, 1.0).astype(np.float32)
+    return np.repeat(ramp[None], SIZE[0], axis=0)
+
+
+@pytest.fixture(scope="module")
+def image_path(tmp_path_factory) -> Path:
+    # 60x240: much wider than the frame, so covering must crop the sides
+    image = np.zeros((60, 240, 3), np.uint8)
+    image[:, :, 0] = np.arange(240, dtype=np.uint8)[None, :]
+    image[:, :, 2] = 200
+    path = tmp_path_factory.mktemp("bg") / "wide.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="module")
+def video_path(tmp_path_factory) -> Path:
+    """Five frames, each one flat grey level: 20, 70, 120, 170, 220."""
+    path = tmp_path_factory.mktemp("bg") / "levels.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.qscale = 1
+        for level in (20, 70, 120, 170, 220):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_parse_every_kind(image_path, video_path):
+    assert parse_background("#00ff00") == BackgroundSpec("colour", color=(0, 255, 0))
+    assert parse_background("#0F0") == BackgroundSpec("colour", color=(0, 255, 0))
+    assert parse_background("Green").color == (0, 255, 0)
+    assert parse_background("blur") == BackgroundSpec("blur", radius=25)
+    assert parse_background("blur:40").radius == 40
+    assert parse_background("transparent").kind == "transparent"
+    assert parse_background(str(image_path)) == BackgroundSpec("image", path=image_path)
+    assert parse_background(str(video_path)) == BackgroundSpec("video", path=video_path)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("#12345", "not a colour"),
+    ("no/such/file.png", "not a colour"),
+    ("blur:x", "positive integer"),
+    ("blur:0", "positive integer"),
+])
+def test_bad_specs_are_one_line_input_errors(spec, message):
+    with pytest.raises(InputError, match=message) as info:
+        parse_background(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_files_are_input_errors(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture\n")
+    with pytest.raises(InputError, match="not an image or a video"):
+        parse_background(str(text))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(InputError, match="cannot be decoded|not an image"):
+        parse_background(str(broken))
+    with pytest.raises(InputError, match="not a file"):
+        parse_background(str(tmp_path))
+
+
+def _kinds(image_path, video_path):
+    return ["#102030", str(image_path), str(video_path), "blur:9"]
+
+
+@pytest.mark.parametrize("decontaminate", [True, False])
+def test_alpha_zero_is_background_and_alpha_one_is_frame(image_path, video_path, decontaminate):
+    rgb, alpha = _frame(), _alpha()
+    for spec in _kinds(image_path, video_path):
+        compositor = Compositor(spec, SIZE, decontaminate=decontaminate)
+        background = Compositor(spec, SIZE).background(rgb)  # the same first background frame
+        out = compositor.compose(rgb, alpha)
+        assert out.shape == (*SIZE, 3) and out.dtype == np.uint8
+        np.testing.assert_array_equal(out[alpha == 0], background[alpha == 0], err_msg=spec)
+        np.testing.assert_array_equal(out[alpha == 1], rgb[alpha == 1], err_msg=spec)
+        soft = (alpha > 0) & (alpha < 1)
+        lo = np.minimum(rgb, background)[soft].astype(int)
+        hi = np.maximum(rgb, background)[soft].astype(int)
+        if not decontaminate:  # a plain mix stays between its two sources
+            assert ((out[soft] >= lo - 1) & (out[soft] <= hi + 1)).all()
+        compositor.close()
+
+
+def test_transparent_gives_rgba_with_the_alpha():
+    rgb, alpha = _frame(), _alpha()
+    for decontaminate in (True, False):
+        compositor = Compositor("transparent", SIZE, decontaminate=decontaminate)
+        assert compositor.channels == 4
+        out = compositor.compose(rgb, alpha)
+        assert out.shape == (*SIZE, 4) and out.dtype == np.uint8
+        np.testing.assert_array_equal(out[..., 3], np.round(alpha * 255).astype(np.uint8))
+        np.testing.assert_array_equal(out[..., :3][alpha == 1], rgb[alpha == 1])
+
+
+def test_image_is_scaled_to_cover_and_centre_cropped(image_path):
+    out = Compositor(str(image_path), SIZE).compose(_frame(), np.zeros(SIZE, np.float32))
+    # 60x240 scaled by 1.5 to 90x360, the middle 160 columns kept: red ramps from ~67 to ~173
+    assert abs(int(out[45, 0, 0]) - 67) <= 2 and abs(int(out[45, -1, 0]) - 173) <= 2
+    assert (np.abs(out[..., 2].astype(int) - 200) <= 1).all()
+    assert cover(np.zeros((10, 10, 3), np.uint8), (30, 20)).shape == (30, 20, 3)
+
+
+def test_video_background_loops_without_a_seam(video_path):
+    compositor = Compositor(str(video_path), SIZE)
+    rgb, clear = _frame(), np.zeros(SIZE, np.float32)
+    levels = [int(np.median(compositor.compose(rgb, clear))) for _ in range(12)]
+    compositor.close()
+    expected = [20, 70, 120, 170, 220] * 3
+    assert all(abs(got - want) <= 3 for got, want in zip(levels, expected[:12])), levels
+
+
+def test_blur_background_is_the_blurred_frame():
+    rgb = _frame(3)
+    out = Compositor("blur:12", SIZE).compose(rgb, np.zeros(SIZE, np.float32))
+    sharpness = lambda img: cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+    assert sharpness(out) < 0.05 * sharpness(rgb)
+    assert abs(out.astype(float).mean() - rgb.astype(float).mean()) < 3  # same colours, just blurred
+
+
+def test_decontamination_removes_green_spill_on_a_known_edge():
+    foreground = np.array([200, 170, 140], np.float32)   # skin-like, known exactly
+    old_bg, new_bg = np.array([0, 255, 0], np.float32), np.array([40, 40, 200], np.float32)
+    alpha = _alpha()
+    a = np.round(alpha * 255) / 255
+    frame = np.round(a[..., None] * foreground + (1 - a[..., None]) * old_bg).astype(np.uint8)
+    ideal = a[..., None] * foreground + (1 - a[..., None]) * new_bg
+    soft = (alpha > 0) & (alpha < 1)
+
+    errors = {}
+    for decontaminate in (True, False):
+        out = Compositor("#2828c8", SIZE, decontaminate=decontaminate).compose(frame, alpha)
+        errors[decontaminate] = np.abs(out.astype(np.float32) - ideal)[soft].mean()
+    assert errors[True] < 0.2 * errors[False], errors
+    assert errors[True] < 3.0
+
+
+def test_smoothing_damps_flicker_but_follows_motion():
+    rng = np.random.default_rng(1)
+    base = np.full((40, 40), 128, np.uint8)
+    smoother = TemporalSmoother(strength=0.6, threshold=24)
+    raw, smoothed = [], []
+    for _ in range(10):
+        noisy = np.clip(base.astype(int) + rng.integers(-8, 9, base.shape), 0, 255).astype(np.uint8)
+        raw.append(noisy)
+        smoothed.append(smoother(noisy))
+    jitter = lambda seq: np.mean([np.abs(x.astype(int) - y).mean() for x, y in zip(seq[1:], seq[:-1])])
+    assert jitter(smoothed) < 0.6 * jitter(raw)
+    moved = np.zeros_like(base)
+    np.testing.assert_array_equal(smoother(moved), moved)  # a 128-level jump is motion, not flicker
+
+
+def test_size_mismatch_is_refused():
+    with pytest.raises(ValueError, match="do not match"):
+        Compositor("black", SIZE).compose(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32))
