@@ -113,16 +113,16 @@ def cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 class LoopingVideo:
-    """Background video frames at a fixed size, forever: the file restarts when it ends.
+    """Background video frames of ``shape`` (height, width), forever: the file restarts when it ends.
 
     The container is reopened at the end rather than seeked, so every loop
     starts from a clean decoder state and no frame is skipped or repeated at
     the seam.
     """
 
-    def __init__(self, path: Path, size: tuple[int, int]):
+    def __init__(self, path: Path, shape: tuple[int, int]):
         self.path = path
-        self.size = size
+        self.shape = shape
         self._container = None
         self._frames = None
 
@@ -135,13 +135,13 @@ class LoopingVideo:
         self._frames = self._container.decode(video=0)
 
     def next(self) -> np.ndarray:
-        """The next frame, RGB uint8 at ``size``."""
+        """The next frame, RGB uint8 of ``shape``."""
         for _attempt in range(2):
             if self._frames is None:
                 self._open()
             frame = next(self._frames, None)
             if frame is not None:
-                return cover(frame.to_ndarray(format="rgb24"), self.size)
+                return cover(frame.to_ndarray(format="rgb24"), self.shape)
             self._frames = None  # end of file: reopen and go round again
         raise InputError(f"background {self.path}: no frames could be decoded")
 
@@ -253,7 +253,7 @@ def alpha_to_u8(alpha: np.ndarray) -> np.ndarray:
 class Compositor:
     """Composites frames of one size over one background.
 
-    ``size`` is (height, width), the frames' shape. ``decontaminate``
+    ``size`` is (width, height), as :attr:`livematte.sources.Source.size`. ``decontaminate``
     removes the old background's colour from edge pixels; ``smoothing``
     (0 disables) is the :class:`TemporalSmoother` strength. Output is uint8
     HxWx3 RGB, or HxWx4 RGBA (straight alpha) for ``transparent``.
@@ -263,11 +263,13 @@ class Compositor:
                  decontaminate: bool = True, smoothing: float = 0.0):
         self.spec = parse_background(spec) if isinstance(spec, str) else spec
         self.size = size
+        width, height = size
+        #: (height, width): the shape of the frames it accepts
+        self.shape = (height, width)
         self.decontaminate = decontaminate
         self.smoother = TemporalSmoother(smoothing) if smoothing > 0 else None
         self._video: LoopingVideo | None = None
         self._still: np.ndarray | None = None
-        height, width = size
         if self.spec.kind == "colour":
             self._still = np.empty((height, width, 3), np.uint8)
             self._still[:] = self.spec.color
@@ -275,9 +277,9 @@ class Compositor:
             image = cv2.imread(str(self.spec.path), cv2.IMREAD_COLOR)
             if image is None:
                 raise InputError(f"background {self.spec.path}: the image cannot be decoded")
-            self._still = cover(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+            self._still = cover(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), self.shape)
         elif self.spec.kind == "video":
-            self._video = LoopingVideo(self.spec.path, size)
+            self._video = LoopingVideo(self.spec.path, self.shape)
 
     @property
     def channels(self) -> int:
@@ -305,8 +307,9 @@ class Compositor:
 
     def compose(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """The composited frame for RGB uint8 ``rgb`` and alpha (float [0, 1] or uint8), both HxW."""
-        if rgb.shape[:2] != tuple(self.size) or alpha.shape[:2] != tuple(self.size):
-            raise ValueError(f"frame {rgb.shape[:2]} / alpha {alpha.shape[:2]} do not match compositor size {self.size}")
+        if rgb.shape[:2] != self.shape or alpha.shape[:2] != self.shape:
+            raise ValueError(f"frame {rgb.shape[:2]} / alpha {alpha.shape[:2]} (HxW) do not match "
+                             f"compositor size {self.size} (WxH)")
         a = alpha_to_u8(alpha)
         if self.smoother is not None:
             a = self.smoother(a)

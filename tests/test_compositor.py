@@ -12,7 +12,8 @@ from livematte.compositor import (BackgroundSpec, Compositor, TemporalSmoother, 
                                   parse_background)
 from livematte.errors import InputError
 
-SIZE = (90, 160)  # (height, width)
+SIZE = (90, 160)  # (height, width) of the frames
+WH = (160, 90)    # the same as the compositor's (width, height)
 
 
 def _frame(seed: int = 0) -> np.ndarray:
@@ -98,8 +99,8 @@ def _kinds(image_path, video_path):
 def test_alpha_zero_is_background_and_alpha_one_is_frame(image_path, video_path, decontaminate):
     rgb, alpha = _frame(), _alpha()
     for spec in _kinds(image_path, video_path):
-        compositor = Compositor(spec, SIZE, decontaminate=decontaminate)
-        background = Compositor(spec, SIZE).background(rgb)  # the same first background frame
+        compositor = Compositor(spec, WH, decontaminate=decontaminate)
+        background = Compositor(spec, WH).background(rgb)  # the same first background frame
         out = compositor.compose(rgb, alpha)
         assert out.shape == (*SIZE, 3) and out.dtype == np.uint8
         np.testing.assert_array_equal(out[alpha == 0], background[alpha == 0], err_msg=spec)
@@ -115,7 +116,7 @@ def test_alpha_zero_is_background_and_alpha_one_is_frame(image_path, video_path,
 def test_transparent_gives_rgba_with_the_alpha():
     rgb, alpha = _frame(), _alpha()
     for decontaminate in (True, False):
-        compositor = Compositor("transparent", SIZE, decontaminate=decontaminate)
+        compositor = Compositor("transparent", WH, decontaminate=decontaminate)
         assert compositor.channels == 4
         out = compositor.compose(rgb, alpha)
         assert out.shape == (*SIZE, 4) and out.dtype == np.uint8
@@ -124,7 +125,7 @@ def test_transparent_gives_rgba_with_the_alpha():
 
 
 def test_image_is_scaled_to_cover_and_centre_cropped(image_path):
-    out = Compositor(str(image_path), SIZE).compose(_frame(), np.zeros(SIZE, np.float32))
+    out = Compositor(str(image_path), WH).compose(_frame(), np.zeros(SIZE, np.float32))
     # 60x240 scaled by 1.5 to 90x360, the middle 160 columns kept: red ramps from ~67 to ~173
     assert abs(int(out[45, 0, 0]) - 67) <= 2 and abs(int(out[45, -1, 0]) - 173) <= 2
     assert (np.abs(out[..., 2].astype(int) - 200) <= 1).all()
@@ -132,7 +133,7 @@ def test_image_is_scaled_to_cover_and_centre_cropped(image_path):
 
 
 def test_video_background_loops_without_a_seam(video_path):
-    compositor = Compositor(str(video_path), SIZE)
+    compositor = Compositor(str(video_path), WH)
     rgb, clear = _frame(), np.zeros(SIZE, np.float32)
     levels = [int(np.median(compositor.compose(rgb, clear))) for _ in range(12)]
     compositor.close()
@@ -142,7 +143,7 @@ def test_video_background_loops_without_a_seam(video_path):
 
 def test_blur_background_is_the_blurred_frame():
     rgb = _frame(3)
-    out = Compositor("blur:12", SIZE).compose(rgb, np.zeros(SIZE, np.float32))
+    out = Compositor("blur:12", WH).compose(rgb, np.zeros(SIZE, np.float32))
     sharpness = lambda img: cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
     assert sharpness(out) < 0.05 * sharpness(rgb)
     assert abs(out.astype(float).mean() - rgb.astype(float).mean()) < 3  # same colours, just blurred
@@ -159,7 +160,7 @@ def test_decontamination_removes_green_spill_on_a_known_edge():
 
     errors = {}
     for decontaminate in (True, False):
-        out = Compositor("#2828c8", SIZE, decontaminate=decontaminate).compose(frame, alpha)
+        out = Compositor("#2828c8", WH, decontaminate=decontaminate).compose(frame, alpha)
         errors[decontaminate] = np.abs(out.astype(np.float32) - ideal)[soft].mean()
     assert errors[True] < 0.2 * errors[False], errors
     assert errors[True] < 3.0
@@ -182,4 +183,4 @@ def test_smoothing_damps_flicker_but_follows_motion():
 
 def test_size_mismatch_is_refused():
     with pytest.raises(ValueError, match="do not match"):
-        Compositor("black", SIZE).compose(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32))
+        Compositor("black", WH).compose(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32))
