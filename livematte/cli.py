@@ -61,6 +61,7 @@ def _load_matter(args: argparse.Namespace):
 
 
 def _compositor(bg: str | None, alpha: bool, size: tuple[int, int]):
+    """The compositor for frames of ``size`` (width, height)."""
     from livematte.compositor import Compositor, parse_background
 
     if alpha and bg not in (None, "transparent"):
@@ -170,6 +171,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     finally:
         bar.finish()
         matter.close()
+        compositor.close()
     return _report_result(result, out, args.quiet)
 
 
@@ -205,6 +207,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         result = pipeline.run()
     finally:
         matter.close()
+        compositor.close()
     return _report_result(result, "the live outputs", args.quiet)
 
 

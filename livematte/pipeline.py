@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import numpy as np
 
 from livematte.frame import Frame
-from livematte.sinks import Sink, alpha_to_grey
+from livematte.compositor import alpha_to_u8
+from livematte.sinks import Sink
 from livematte.sources import Source
 
 STAGES = ("decode", "infer", "composite", "encode")
@@ -249,9 +250,10 @@ class Pipeline:
             self.engine_ms[step] = self.engine_ms.get(step, 0.0) + ms
 
     def _composite(self, item: _Item) -> None:
-        item.image = self.compositor.compose(item.frame.rgb, item.alpha)
+        matte = alpha_to_u8(item.alpha)  # once: the compositor and matte sinks share it
+        item.image = self.compositor.compose(item.frame.rgb, matte)
         if self.matte_sinks:
-            item.matte = alpha_to_grey(item.alpha)
+            item.matte = matte
         item.frame.rgb = None  # type: ignore[assignment]  # free the input early
         item.alpha = None
 

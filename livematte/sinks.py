@@ -386,11 +386,6 @@ def _disk_full(path: Path) -> bool:
         return False
 
 
-def alpha_to_grey(alpha: np.ndarray) -> np.ndarray:
-    """float alpha in [0, 1] → 8-bit grey, rounded (not truncated) so 0.5 → 128."""
-    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 # --------------------------------------------------------------------------- live
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from livematte.errors import DeviceError, OutputError
-from livematte.sinks import ImageSequenceSink, VideoFileSink, VirtualCameraSink, alpha_to_grey
+from livematte.compositor import alpha_to_u8
+from livematte.sinks import ImageSequenceSink, VideoFileSink, VirtualCameraSink
 from livematte.sources import open_source
 from media_helpers import leftovers, probe, write_clip
 
@@ -82,13 +83,13 @@ def test_png_sequence_rgba_and_grey_mattes(tmp_path: Path) -> None:
     with ImageSequenceSink(tmp_path / "rgba") as frames, ImageSequenceSink(tmp_path / "matte") as mattes:
         for _ in range(3):
             frames.write(rgba, None)
-            mattes.write(alpha_to_grey(alpha), None)
+            mattes.write(alpha_to_u8(alpha), None)
     assert sorted(p.name for p in (tmp_path / "rgba").iterdir()) == ["000001.png", "000002.png", "000003.png"]
     back = cv2.imread(str(tmp_path / "rgba" / "000002.png"), cv2.IMREAD_UNCHANGED)
     assert back.shape == (20, 30, 4) and back[0, 0, 3] == 77 and back[0, 0, 2] == 200
     grey = cv2.imread(str(tmp_path / "matte" / "000003.png"), cv2.IMREAD_UNCHANGED)
     assert grey.dtype == np.uint8 and grey.ndim == 2
-    assert np.array_equal(grey, alpha_to_grey(alpha))  # lossless 8-bit
+    assert np.array_equal(grey, alpha_to_u8(alpha))  # lossless 8-bit
     assert leftovers(tmp_path) == []
 
 
