@@ -125,10 +125,11 @@ def cmd_process(args: argparse.Namespace) -> int:
     from livematte.sources import is_stream_url, open_source
 
     out = args.output
-    if not is_stream_url(out) and not _is_image_sequence(out) and Path(out).exists() and not args.overwrite:
-        raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
     source = open_source(args.input)
     try:
+        if not is_stream_url(out) and not _is_image_sequence(out) and Path(out).exists() and not args.overwrite:
+            # refused before the engine loads; the sink checks again when it opens
+            raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
         matter = _load_matter(args)
         compositor = _compositor(args.bg, args.alpha, source.size)
         if is_stream_url(out):
@@ -233,7 +234,7 @@ def cmd_engines_info(args: argparse.Namespace) -> int:
     lines = [
         f"name:        {m.name}",
         f"description: {m.description}",
-        f"onnx:        {m.onnx_path}",
+        f"onnx:        {m.onnx_path.resolve()}",
         f"input:       {inp.name} {inp.layout} {inp.dtype} {inp.color} "
         + (f"{inp.size[0]}x{inp.size[1]} (HxW)" if inp.size else f"any size (multiple of {inp.multiple_of})"),
         f"recurrent:   {len(m.state)} state tensors" if m.state else "recurrent:   no",
