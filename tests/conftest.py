@@ -1,8 +1,9 @@
 """Shared fixtures: real data from ../shared and manifests for third-party peer models.
 
-The runtime must run models nobody here wrote, so tests write manifests for
-the peer ONNX files in ../shared/peers (referenced by absolute path) instead
-of depending on the project's own engine. Everything skips with a reason when
+The runtime must run models nobody here wrote, so tests write the manifests
+of docs/examples for the peer ONNX files in ../shared/peers (referenced by
+absolute path, into temporary directories) instead of depending on the
+project's own engine. Everything skips with a reason when
 ../shared is absent.
 """
 from __future__ import annotations
@@ -24,40 +25,13 @@ MEDIAPIPE_ONNX = PEERS / "obsbgr__mediapipe.onnx"
 SELFIE_ONNX = PEERS / "obsbgr__selfie_segmentation.onnx"
 RVM_ONNX = PEERS / "PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx"
 
-_RGB_UNIT = {"layout": "NHWC", "dtype": "float32", "color": "RGB",
-             "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+_EXAMPLE_FILES = {"mediapipe": "obsbgr__mediapipe.json", "selfie": "obsbgr__selfie_segmentation.json",
+                  "rvm": "rvm_mobilenetv3.json"}
 
-#: manifests for the peers, as a third party would write them (onnx filled in per test run)
+#: the peers' manifests as documented in docs/examples (their ``onnx`` is replaced per test run)
 PEER_MANIFESTS: dict[str, dict] = {
-    "mediapipe": {
-        "format": "livematte-engine/1",
-        "name": "peer-mediapipe-landscape",
-        "description": "MediaPipe selfie segmentation, landscape 144x256",
-        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [144, 256]},
-        "outputs": {"alpha": {"name": "segment:0", "layout": "NHWC", "channel": 1, "activation": "softmax"}},
-        "license": "Apache-2.0",
-    },
-    "selfie": {
-        "format": "livematte-engine/1",
-        "name": "peer-selfie-square",
-        "description": "MediaPipe selfie segmentation, general 256x256",
-        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [256, 256]},
-        "outputs": {"alpha": {"name": "activation_10", "layout": "NHWC", "channel": 0, "activation": "none"}},
-        "license": "Apache-2.0",
-    },
-    "rvm": {
-        "format": "livematte-engine/1",
-        "name": "peer-rvm-mobilenetv3",
-        "description": "RobustVideoMatting MobileNetV3 (recurrent), compare-only peer",
-        "input": {"name": "src", **_RGB_UNIT, "size": None, "multiple_of": 2, "downsample_in_graph": True},
-        "downsample": [{"max_side": 720, "ratio": 0.5}, {"max_side": 100000, "ratio": 0.25}],
-        "constants": [{"name": "downsample_ratio:0", "dtype": "float32", "value": "ratio"}],
-        "state": [{"input": f"r{i}i:0", "output": f"r{i}o", "shape": [1, 1, 1, 1], "init": 0.0}
-                  for i in range(1, 5)],
-        "outputs": {"alpha": {"name": "pha", "layout": "NHWC", "channel": 0, "activation": "none"},
-                    "foreground": {"name": "fgr", "layout": "NHWC", "activation": "none"}},
-        "license": "GPL-3.0 (compare only, never shipped)",
-    },
+    peer: json.loads((EXAMPLES / name).read_text(encoding="utf-8")) for peer, name in _EXAMPLE_FILES.items()
 }
 _PEER_ONNX = {"mediapipe": MEDIAPIPE_ONNX, "selfie": SELFIE_ONNX, "rvm": RVM_ONNX}
 
