@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=90, help="frames per measurement (default 90)")
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--bg", default="blur", help="background spec, as livematte --bg (default blur)")
+    parser.add_argument("--upsampler", default="guided", help="guided (default) or bilinear, to see what edges cost")
     args = parser.parse_args()
 
     models = []
@@ -44,7 +45,8 @@ def main() -> int:
         print("nothing to measure", file=sys.stderr)
         return 1
     try:
-        rows = run_benchmark(models, SIZES, frames=args.frames, backend=args.backend, background=args.bg)
+        rows = run_benchmark(models, SIZES, frames=args.frames, backend=args.backend, background=args.bg,
+                             upsampler=args.upsampler)
     except LivematteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -37,7 +37,7 @@ def _write_clip(path: Path, size: tuple[int, int], frames: int, fps: float = 30.
 
 def bench_one(
     model: str, size: tuple[int, int], frames: int, backend: str = "cpu", background: str = "blur",
-    workdir: Path | None = None,
+    upsampler: str = "guided", workdir: Path | None = None,
 ) -> BenchRow:
     """Measure one engine at one frame size (the clip is generated in ``workdir``)."""
     from livematte.compositor import Compositor, parse_background
@@ -51,7 +51,7 @@ def bench_one(
         clip = Path(tmp) / f"clip-{size[0]}x{size[1]}.mp4"
         _write_clip(clip, size, frames)
         source = open_source(str(clip))
-        matter = Matter(manifest, backend=backend)
+        matter = Matter(manifest, backend=backend, upsampler=upsampler)
         matter.infer(_first_frame(clip))  # warm-up: session creation is not per-frame cost
         matter.reset()
         sink = VideoFileSink(Path(tmp) / "out.mp4", source.size, source.fps, source.time_base)
@@ -79,10 +79,10 @@ def _first_frame(clip: Path):
 
 def run_benchmark(
     models: Sequence[str], sizes: Sequence[tuple[int, int]], frames: int = 90, backend: str = "cpu",
-    background: str = "blur",
+    background: str = "blur", upsampler: str = "guided",
 ) -> list[BenchRow]:
     """Every model at every size, in order."""
-    return [bench_one(m, s, frames, backend, background) for m in models for s in sizes]
+    return [bench_one(m, s, frames, backend, background, upsampler) for m in models for s in sizes]
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:
