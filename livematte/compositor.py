@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from livematte.errors import InputError
+from livematte.resize import shrink
 
 NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128),
@@ -106,8 +107,10 @@ def cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = rgb.shape[:2]
     scale = max(height / h, width / w)
     sh, sw = max(height, round(h * scale)), max(width, round(w * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(rgb, (sw, sh), interpolation=interpolation) if (sh, sw) != (h, w) else rgb
+    if scale < 1:
+        scaled = shrink(rgb, sw, sh)
+    else:
+        scaled = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_LINEAR) if (sh, sw) != (h, w) else rgb
     top, left = (sh - height) // 2, (sw - width) // 2
     return np.ascontiguousarray(scaled[top:top + height, left:left + width])
 
@@ -152,11 +155,12 @@ class LoopingVideo:
         self._frames = None
 
 
-def _small(image: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
-    """A reduced copy with long side ~``_WORK_SIDE``."""
+def _small(image: np.ndarray, area: bool = True) -> np.ndarray:
+    """A reduced copy with long side ~``_WORK_SIDE``: area-averaged, or sampled (``area=False``)."""
     h, w = image.shape[:2]
     scale = min(1.0, _WORK_SIDE / max(h, w))
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interpolation)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return shrink(image, *size) if area else cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
 
 
 def blurred(rgb: np.ndarray, radius: int) -> np.ndarray:
@@ -204,8 +208,8 @@ def estimate_old_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """
     h, w = rgb.shape[:2]
     # nearest sampling is enough: the estimate averages many samples anyway
-    small = _small(rgb, cv2.INTER_NEAREST).astype(np.float32)
-    weight = (_small(alpha, cv2.INTER_NEAREST) < _PURE_BACKGROUND).astype(np.float32)
+    small = _small(rgb, area=False).astype(np.float32)
+    weight = (_small(alpha, area=False) < _PURE_BACKGROUND).astype(np.float32)
     if not weight.any():
         return rgb
     estimate = _push_pull(small, weight)

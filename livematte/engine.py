@@ -18,6 +18,7 @@ import numpy as np
 from livematte.backends import create_backend
 from livematte.backends.base import MattingBackend
 from livematte.manifest import RATIO, EngineManifest, OutputSpec
+from livematte.resize import shrink
 from livematte.upsample import make_upsampler
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,9 @@ class Matter:
         h, w = rgb.shape[:2]
         if (h, w) == (gh, gw):
             return rgb
-        shrinking = gh * gw < h * w
-        return cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if gh <= h and gw <= w:
+            return shrink(rgb, gw, gh)
+        return cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_LINEAR)
 
     def normalise(self, image: np.ndarray) -> np.ndarray:
         """The graph's image tensor for an RGB uint8 image already at the graph's size."""

@@ -15,6 +15,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from livematte.resize import shrink
+
 
 class Upsampler(Protocol):
     def __call__(self, alpha: np.ndarray, guide: np.ndarray, small_guide: np.ndarray | None = None) -> np.ndarray:
@@ -116,7 +118,7 @@ class GuidedUpsampler:
         height, width = guide.shape[:2]
         h, w = alpha.shape[:2]
         if small_guide is None:
-            small_guide = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
+            small_guide = shrink(guide, w, h)
         a, b = self.coefficients(alpha, small_guide)
         a_full = cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR)
         out = cv2.resize(b, (width, height), interpolation=cv2.INTER_LINEAR)
