@@ -33,8 +33,10 @@ DEFAULT_BLUR_RADIUS = 25
 
 #: alpha (0..255) below which a pixel counts as pure background for the spill estimate
 _PURE_BACKGROUND = 13
-#: long side of the working image for the spill estimate and the blurred background
+#: long side of the working image for the blurred background
 _WORK_SIDE = 320
+#: long side of the working image for the (smooth) old-background estimate
+_ESTIMATE_SIDE = 160
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,10 @@ class LoopingVideo:
         self._frames = None
 
 
-def _small(image: np.ndarray, area: bool = True) -> np.ndarray:
-    """A reduced copy with long side ~``_WORK_SIDE``: area-averaged, or sampled (``area=False``)."""
+def _small(image: np.ndarray, side: int = _WORK_SIDE, area: bool = True) -> np.ndarray:
+    """A reduced copy with long side ~``side``: area-averaged, or sampled (``area=False``)."""
     h, w = image.shape[:2]
-    scale = min(1.0, _WORK_SIDE / max(h, w))
+    scale = min(1.0, side / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return shrink(image, *size) if area else cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
 
@@ -208,8 +210,8 @@ def estimate_old_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """
     h, w = rgb.shape[:2]
     # nearest sampling is enough: the estimate averages many samples anyway
-    small = _small(rgb, area=False).astype(np.float32)
-    weight = (_small(alpha, area=False) < _PURE_BACKGROUND).astype(np.float32)
+    small = _small(rgb, _ESTIMATE_SIDE, area=False).astype(np.float32)
+    weight = (_small(alpha, _ESTIMATE_SIDE, area=False) < _PURE_BACKGROUND).astype(np.float32)
     if not weight.any():
         return rgb
     estimate = _push_pull(small, weight)
@@ -318,9 +320,10 @@ class Compositor:
         if self.smoother is not None:
             a = self.smoother(a)
         a3 = cv2.merge([a, a, a])
+        inverse = cv2.bitwise_not(a3)  # 255 - alpha
         # alpha * F: the frame's share of each pixel, clamped to [0, 255 * alpha]
         if self.decontaminate:
-            spill = cv2.multiply(estimate_old_background(rgb, a), cv2.bitwise_not(a3), scale=1.0 / 255.0)
+            spill = cv2.multiply(estimate_old_background(rgb, a), inverse, scale=1.0 / 255.0)
             weighted_fg = cv2.min(cv2.subtract(rgb, spill), a3)
         else:
             weighted_fg = cv2.multiply(rgb, a3, scale=1.0 / 255.0)
@@ -329,4 +332,4 @@ class Compositor:
             # straight (not premultiplied) colour: F = (alpha * F) / alpha, 0 where alpha is 0
             colour = cv2.divide(weighted_fg, a3, scale=255.0) if self.decontaminate else rgb
             return np.dstack((colour, a))
-        return cv2.add(weighted_fg, cv2.multiply(background, cv2.bitwise_not(a3), scale=1.0 / 255.0))
+        return cv2.add(weighted_fg, cv2.multiply(background, inverse, scale=1.0 / 255.0))
