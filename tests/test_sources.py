@@ -127,3 +127,28 @@ def test_stream_with_no_sender_times_out_as_input_error() -> None:
     with pytest.raises(InputError, match="cannot open stream"):
         StreamSource(f"udp://127.0.0.1:{port}", open_timeout=1.0)
     assert time.monotonic() - started < 10
+
+
+def test_camera_that_drops_out_is_reopened(tmp_path: Path) -> None:
+    """OpenCV opens a video file like a camera; when the file ends, reads fail
+    the way an unplugged camera's do, and the source must reopen it."""
+    clip = write_clip(tmp_path / "cam.mp4", size=(96, 64), frames=10, audio=False)
+    source = CameraSource(str(clip), retries=2)
+    assert source.live and source.size == (96, 64)
+    frames = []
+    for frame in source:
+        frames.append(frame)
+        if len(frames) == 25:
+            break
+    source.close()
+    assert len(frames) == 25  # three passes over a 10-frame "camera"
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+
+
+def test_camera_that_stays_gone_is_a_device_error(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "cam.mp4", size=(96, 64), frames=5, audio=False)
+    source = CameraSource(str(clip), retries=2)
+    clip.unlink()  # unplugged for good
+    with pytest.raises(DeviceError, match="stopped delivering"):
+        for _ in source:
+            pass
