@@ -68,6 +68,14 @@ def test_webm_alpha_is_vp9_with_alpha_plane(tmp_path: Path) -> None:
     assert info["video"]["codec"] == "vp9" and info["video"]["frames"] == 6
     # Matroska flags the BlockAdditional alpha plane; FFmpeg's libvpx decoder reads it
     assert info["video"]["metadata"].get("alpha_mode") == "1"
+    import av
+
+    decoder = av.CodecContext.create("libvpx-vp9", "r")
+    with av.open(str(out)) as c:
+        frames = [f for packet in c.demux(video=0) for f in decoder.decode(packet)]
+    assert frames[0].format.name == "yuva420p"
+    alpha = frames[0].to_ndarray(format="rgba")[:, :, 3]
+    assert np.abs(alpha.mean(0) - np.linspace(0, 255, alpha.shape[1])).max() < 12  # the ramp we wrote
 
 
 def test_alpha_in_mp4_is_refused_before_writing(tmp_path: Path) -> None:
