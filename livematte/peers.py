@@ -1,0 +1,57 @@
+"""Manifests for well-known third-party models, so they run through livematte.
+
+The project compares itself against these models (and its tests prove the
+runtime runs models nobody here wrote), but their ONNX files are not ours to
+ship. A user who has one of them writes its manifest with
+:func:`write_peer_manifest` and runs it with ``--model path/to/manifest.json``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+_RGB_UNIT = {"layout": "NHWC", "dtype": "float32", "color": "RGB",
+             "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+
+#: peer name -> (usual ONNX file name, manifest without its "onnx" field)
+PEERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mediapipe": ("obsbgr__mediapipe.onnx", {
+        "format": "livematte-engine/1",
+        "name": "peer-mediapipe-landscape",
+        "description": "MediaPipe selfie segmentation, landscape 144x256",
+        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [144, 256]},
+        "outputs": {"alpha": {"name": "segment:0", "layout": "NHWC", "channel": 1, "activation": "softmax"}},
+        "license": "Apache-2.0",
+    }),
+    "selfie": ("obsbgr__selfie_segmentation.onnx", {
+        "format": "livematte-engine/1",
+        "name": "peer-selfie-square",
+        "description": "MediaPipe selfie segmentation, general 256x256",
+        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [256, 256]},
+        "outputs": {"alpha": {"name": "activation_10", "layout": "NHWC", "channel": 0, "activation": "none"}},
+        "license": "Apache-2.0",
+    }),
+    "rvm": ("PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx", {
+        "format": "livematte-engine/1",
+        "name": "peer-rvm-mobilenetv3",
+        "description": "RobustVideoMatting MobileNetV3 (recurrent), compare-only peer",
+        "input": {"name": "src", **_RGB_UNIT, "size": None, "multiple_of": 2, "downsample_in_graph": True},
+        "downsample": [{"max_side": 720, "ratio": 0.5}, {"max_side": 100000, "ratio": 0.25}],
+        "constants": [{"name": "downsample_ratio:0", "dtype": "float32", "value": "ratio"}],
+        "state": [{"input": f"r{i}i:0", "output": f"r{i}o", "shape": [1, 1, 1, 1], "init": 0.0} for i in range(1, 5)],
+        "outputs": {"alpha": {"name": "pha", "layout": "NHWC", "channel": 0, "activation": "none"},
+                    "foreground": {"name": "fgr", "layout": "NHWC", "activation": "none"}},
+        "license": "GPL-3.0 (compare only, never shipped)",
+    }),
+}
+
+
+def write_peer_manifest(peer: str, onnx_path: str | Path, out_dir: str | Path) -> Path:
+    """Write ``out_dir/<peer>.json`` pointing at ``onnx_path`` (absolute) and return it."""
+    if peer not in PEERS:
+        raise KeyError(f"unknown peer {peer!r}; known: {', '.join(sorted(PEERS))}")
+    data = dict(PEERS[peer][1], onnx=str(Path(onnx_path).resolve()))
+    path = Path(out_dir) / f"{peer}.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
