@@ -115,20 +115,32 @@ def _output_error(path: Path, exc: BaseException) -> OutputError:
 # --------------------------------------------------------------------------- files
 
 
-class _AudioCopy:
-    """Copies the input's first audio stream packet by packet (no re-encode),
-    interleaved with the video by time so players never starve."""
+class _AudioTrack:
+    """The input's first audio stream in the output, interleaved with the
+    video by time so players never starve.
+
+    Packets are copied untouched whenever the output container can hold the
+    codec; only when it cannot (AAC into WebM) is the audio re-encoded, to
+    Opus, the codec WebM players expect.
+    """
 
     def __init__(self, source_path: str, output: "av.container.OutputContainer") -> None:
         self._input = av.open(source_path)
         in_stream = self._input.streams.audio[0]
         codec = in_stream.codec_context.name
-        supported = getattr(output, "supported_codecs", None)
-        if supported is not None and codec not in supported:
+        supported = getattr(output, "supported_codecs", None) or {codec}
+        self._output = output
+        self._resampler: "av.AudioResampler | None" = None
+        if codec in supported:
+            self._out_stream = output.add_stream_from_template(in_stream)
+        elif "opus" in supported:
+            log.info("re-encoding %s audio to Opus: %s cannot hold %s", codec, output.format.name, codec)
+            self._out_stream = output.add_stream("libopus", rate=48000)
+            self._out_stream.layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
+            self._resampler = av.AudioResampler(format="flt", layout=self._out_stream.layout.name, rate=48000)
+        else:
             self._input.close()
             raise ValueError(f"{codec} audio cannot be stored in {output.format.name}")
-        self._out_stream = output.add_stream_from_template(in_stream)
-        self._output = output
         self._packets = self._input.demux(in_stream)
         self._pending: "av.Packet | None" = None
         self._done = False
@@ -140,6 +152,7 @@ class _AudioCopy:
             self._pending = None
             if packet is None:
                 self._done = True
+                self._flush()
                 break
             if packet.dts is None:  # the demuxer's final flush packet
                 continue
@@ -147,10 +160,28 @@ class _AudioCopy:
             if seconds is not None and start is not None and start >= seconds:
                 self._pending = packet
                 break
+            self._write(packet)
+
+    def _write(self, packet: "av.Packet") -> None:
+        if self._resampler is None:
             packet.stream = self._out_stream
             self._output.mux(packet)
+            return
+        for frame in packet.decode():
+            for resampled in self._resampler.resample(frame):
+                self._output.mux(self._out_stream.encode(resampled))
 
-    def close(self) -> None:
+    def _flush(self) -> None:
+        if self._resampler is not None:
+            for resampled in self._resampler.resample(None):
+                self._output.mux(self._out_stream.encode(resampled))
+            self._output.mux(self._out_stream.encode(None))
+
+    def close(self, complete: bool = True) -> None:
+        """``complete=False``: the video stopped early; end the audio there too."""
+        if not self._done and not complete:
+            self._done = True
+            self._flush()
         self._input.close()
 
 
@@ -227,11 +258,11 @@ class VideoFileSink(Sink):
         self._last_seconds: float | None = None
         self._closed = False
 
-    def _open_audio(self, audio_from: str | None) -> _AudioCopy | None:
+    def _open_audio(self, audio_from: str | None) -> _AudioTrack | None:
         if not audio_from:
             return None
         try:
-            return _AudioCopy(audio_from, self._out)
+            return _AudioTrack(audio_from, self._out)
         except ValueError as exc:
             log.warning("output has no audio: %s", exc)
             return None
@@ -270,7 +301,7 @@ class VideoFileSink(Sink):
                 frame_time = 1 / float(self._stream.codec_context.framerate or 30)
                 end = None if complete else (self._last_seconds or 0.0) + frame_time
                 self._audio.copy_until(end)
-                self._audio.close()
+                self._audio.close(complete)
             self._out.close()
         except (av.error.FFmpegError, OSError) as exc:
             self._discard()

@@ -153,7 +153,10 @@ def probe(path: Path) -> dict:
                              pts=[float(f.pts * f.time_base) for f in frames], metadata=dict(s.metadata))
                 c.seek(0)
             elif s.type == "audio":
-                entry["duration"] = float(s.duration * s.time_base) if s.duration else None
+                # decoded samples, not container metadata (WebM has no per-stream duration)
+                samples = [(f.samples, f.sample_rate) for f in c.decode(s)]
+                entry["duration"] = sum(n for n, _ in samples) / samples[0][1] if samples else 0.0
+                c.seek(0)
             info.setdefault(s.type, entry)
     return info
 

@@ -61,11 +61,14 @@ def test_mov_alpha_is_prores_4444_with_alpha(tmp_path: Path) -> None:
 
 
 def test_webm_alpha_is_vp9_with_alpha_plane(tmp_path: Path) -> None:
-    clip = write_clip(tmp_path / "in.mp4", frames=6, audio=False)
+    clip = write_clip(tmp_path / "in.mp4", frames=12)
     out = tmp_path / "out.webm"
     _copy(clip, out, alpha=True)
     info = probe(out)
-    assert info["video"]["codec"] == "vp9" and info["video"]["frames"] == 6
+    assert info["video"]["codec"] == "vp9" and info["video"]["frames"] == 12
+    # WebM cannot hold the input's AAC: the audio is re-encoded to Opus, same length
+    assert info["audio"]["codec"] == "opus"
+    assert info["audio"]["duration"] == pytest.approx(probe(clip)["audio"]["duration"], abs=0.03)
     # Matroska flags the BlockAdditional alpha plane; FFmpeg's libvpx decoder reads it
     assert info["video"]["metadata"].get("alpha_mode") == "1"
     import av
