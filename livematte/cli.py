@@ -188,12 +188,12 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         matter = _load_matter(args)
         compositor = _compositor(args.bg, False, source.size)
         openers: list[Callable[[], object]] = []
-        if args.virtual_cam:
-            openers.append(lambda: VirtualCameraSink(source.size, source.fps))
-        if args.stream:
-            openers.append(lambda: StreamSink(args.stream, source.size, source.fps))
         if args.record:
             openers.append(lambda: VideoFileSink(args.record, source.size, source.fps, overwrite=args.overwrite))
+        if args.stream:
+            openers.append(lambda: StreamSink(args.stream, source.size, source.fps))
+        if args.virtual_cam:
+            openers.append(lambda: VirtualCameraSink(source.size, source.fps))
         if args.preview:
             openers.append(PreviewSink)
         sinks = _open_all(openers)

@@ -196,3 +196,28 @@ def test_process_input_variants_keep_frames_and_timing(tmp_path: Path, keyer: Pa
     assert after["video"]["pts"] == pytest.approx(before["video"]["pts"], abs=2e-3)
     assert after["video"]["size"] == out_size
     assert ("audio" in after) == ("audio" in before)
+
+
+def test_webcam_command_records_and_fails_cleanly_without_virtual_camera(tmp_path: Path, keyer: Path, clip: Path,
+                                                                        capsys) -> None:
+    """OpenCV opens a video file as if it were a camera, so the whole webcam
+    command runs here; without v4l2loopback the virtual camera must fail with
+    one line, code 4, and remove the recording it had already started."""
+    record = tmp_path / "rec.mp4"
+    assert main(["webcam", "--device", str(clip), "--model", str(keyer), "--record", str(record), "--duration", "1.5"]) == 0
+    assert probe(record)["video"]["frames"] > 5
+    assert "latency" in capsys.readouterr().err  # live stats were reported
+
+    from livematte.errors import DeviceError
+    from livematte.sinks import VirtualCameraSink
+
+    try:
+        VirtualCameraSink((96, 64), 30).close()
+        pytest.skip("a virtual camera device exists on this machine")
+    except DeviceError:
+        pass
+    second = tmp_path / "rec2.mp4"
+    result = run_cli("webcam", "--device", str(clip), "--model", str(keyer), "--record", str(second), "--virtual-cam")
+    assert result.returncode == 4
+    assert "virtual camera" in _one_error_line(result.stderr)
+    assert not second.exists() and leftovers(tmp_path) == []
