@@ -221,3 +221,11 @@ def test_webcam_command_records_and_fails_cleanly_without_virtual_camera(tmp_pat
     assert result.returncode == 4
     assert "virtual camera" in _one_error_line(result.stderr)
     assert not second.exists() and leftovers(tmp_path) == []
+
+
+def test_progress_line_shows_count_rate_and_eta() -> None:
+    from livematte.progress import format_progress
+
+    line = format_progress(50, 150, 25.0)
+    assert " 50/150" in line and "33%" in line and "25.0 fps" in line and "ETA 0:04" in line
+    assert "ETA" not in format_progress(50, None, 25.0)
