@@ -1,7 +1,7 @@
 """Per-stage cost of the matting engine and the compositor at 720p and 1080p.
 
 Engine: for each engine (the installed default if present, and the peer
-models through the manifests in docs/examples), the mean milliseconds per
+models in ../shared/peers through the manifests of livematte.peers), the mean milliseconds per
 frame of each ``Matter`` stage (preprocess, inference, postprocess,
 upsample) on a real portrait from ../shared/data (or the scikit-image
 astronaut when that is absent), CPU backend.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,11 +28,11 @@ sys.path.insert(0, str(REPO))  # run from a checkout without pip install
 from livematte.compositor import Compositor, cover  # noqa: E402
 from livematte.engine import STAGES, Matter  # noqa: E402
 from livematte.errors import LivematteError  # noqa: E402
-from livematte.manifest import load_manifest  # noqa: E402
+from livematte.peers import PEERS, write_peer_manifest  # noqa: E402
 from livematte.registry import DEFAULT_ENGINE, find_engine, list_engines  # noqa: E402
 
 SIZES = ((720, 1280), (1080, 1920))
-EXAMPLES = REPO / "docs" / "examples"
+PEER_DIR = REPO.parent / "shared" / "peers"
 PORTRAITS = REPO.parent / "shared" / "data" / "eg1800-portraits"
 BACKGROUNDS = REPO.parent / "shared" / "data" / "backgrounds"
 
@@ -52,12 +53,12 @@ def portrait_and_alpha() -> tuple[np.ndarray, np.ndarray]:
     return rgb, alpha
 
 
-def engines() -> list:
+def engines(manifest_dir: Path) -> list:
+    """The installed default engine, if any, and every peer model present in ../shared/peers."""
     found = [m for m in list_engines() if m.name == DEFAULT_ENGINE]
-    for example in sorted(EXAMPLES.glob("*.json")):
-        manifest = load_manifest(example)
-        if manifest.onnx_path.is_file():
-            found.append(find_engine(str(example)))
+    for peer, (onnx_name, _) in PEERS.items():
+        if (PEER_DIR / onnx_name).is_file():
+            found.append(find_engine(str(write_peer_manifest(peer, PEER_DIR / onnx_name, manifest_dir))))
     return found
 
 
@@ -99,7 +100,8 @@ def main() -> int:
         cv2.setNumThreads(args.threads)
     rgb, alpha = portrait_and_alpha()
     try:
-        manifests = engines()
+        with tempfile.TemporaryDirectory() as manifest_dir:
+            manifests = engines(Path(manifest_dir))
     except LivematteError as exc:
         print(exc, file=sys.stderr)
         return 3

@@ -1,9 +1,9 @@
 """Shared fixtures: real data from ../shared and manifests for third-party peer models.
 
 The runtime must run models nobody here wrote, so tests write the manifests
-of docs/examples for the peer ONNX files in ../shared/peers (referenced by
-absolute path, into temporary directories) instead of depending on the
-project's own engine. Everything skips with a reason when
+of :mod:`livematte.peers` for the peer ONNX files in ../shared/peers
+(referenced by absolute path, into temporary directories) instead of
+depending on the project's own engine. Everything skips with a reason when
 ../shared is absent.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from livematte.manifest import EngineManifest, load_manifest
+from livematte.peers import PEERS as KNOWN_PEERS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PEERS = SHARED / "peers"
@@ -25,14 +26,8 @@ MEDIAPIPE_ONNX = PEERS / "obsbgr__mediapipe.onnx"
 SELFIE_ONNX = PEERS / "obsbgr__selfie_segmentation.onnx"
 RVM_ONNX = PEERS / "PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx"
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
-_EXAMPLE_FILES = {"mediapipe": "obsbgr__mediapipe.json", "selfie": "obsbgr__selfie_segmentation.json",
-                  "rvm": "rvm_mobilenetv3.json"}
-
-#: the peers' manifests as documented in docs/examples (their ``onnx`` is replaced per test run)
-PEER_MANIFESTS: dict[str, dict] = {
-    peer: json.loads((EXAMPLES / name).read_text(encoding="utf-8")) for peer, name in _EXAMPLE_FILES.items()
-}
+#: the peers' manifests as the package knows them (their ``onnx`` is set per test run)
+PEER_MANIFESTS: dict[str, dict] = {peer: manifest for peer, (_, manifest) in KNOWN_PEERS.items()}
 _PEER_ONNX = {"mediapipe": MEDIAPIPE_ONNX, "selfie": SELFIE_ONNX, "rvm": RVM_ONNX}
 
 

@@ -11,7 +11,7 @@ from livematte.errors import EngineError
 from livematte.manifest import evaluate_dim, load_manifest, validate_against_graph
 from livematte.registry import DEFAULT_ENGINE, find_engine, list_engines
 
-from conftest import MEDIAPIPE_ONNX, PEER_MANIFESTS, RVM_ONNX, SELFIE_ONNX, write_manifest
+from conftest import MEDIAPIPE_ONNX, PEER_MANIFESTS, RVM_ONNX, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,15 +45,13 @@ def test_onnx_path_resolves_relative_to_manifest_and_dot_onnx_finds_json(tmp_pat
     assert find_engine(str(tmp_path / "model.onnx")).name == data["name"]
 
 
-@pytest.mark.parametrize("example, onnx", [
-    ("obsbgr__mediapipe.json", MEDIAPIPE_ONNX),
-    ("obsbgr__selfie_segmentation.json", SELFIE_ONNX),
-    ("rvm_mobilenetv3.json", RVM_ONNX),
-])
-def test_documented_example_manifests_validate_as_they_are(example, onnx):
-    _require(onnx)  # their relative onnx paths point at ../shared/peers from docs/examples
-    manifest = find_engine(str(REPO / "docs" / "examples" / example))
-    assert manifest.onnx_path.resolve() == onnx.resolve()
+def test_documented_example_validates_and_matches_the_package_peer(mediapipe_manifest):
+    _require(MEDIAPIPE_ONNX)  # its relative onnx path points at ../shared/peers from docs/examples
+    documented = find_engine(str(REPO / "docs" / "examples" / "obsbgr__mediapipe.json"))
+    assert documented.onnx_path.resolve() == MEDIAPIPE_ONNX.resolve()
+    # the doc shows what livematte.peers writes: the same I/O contract, only labels differ
+    assert documented.input == mediapipe_manifest.input
+    assert documented.outputs == mediapipe_manifest.outputs
 
 
 @pytest.mark.parametrize("edit, message", [
