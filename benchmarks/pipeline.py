@@ -3,14 +3,16 @@ for the default engine (when installed) and the MediaPipe peer, in one run.
 
     python benchmarks/pipeline.py [--frames 90] [--backend cpu] [--bg blur]
 
-The MediaPipe peer runs through docs/examples/obsbgr__mediapipe.json, the
-manifest a third party would write for it; its ONNX lives in ../shared/peers
-and is never shipped, so that row is skipped (with a note) when it is absent.
+The MediaPipe peer runs through a manifest written to a temporary directory
+by livematte.peers (as a user with that ONNX would); its ONNX lives in
+../shared/peers and is never shipped, so that row is skipped (with a note)
+when it is absent.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,9 +20,10 @@ sys.path.insert(0, str(REPO))
 
 from livematte.bench import format_table, run_benchmark  # noqa: E402
 from livematte.errors import LivematteError  # noqa: E402
+from livematte.peers import write_peer_manifest  # noqa: E402
 from livematte.registry import DEFAULT_ENGINE, list_engines  # noqa: E402
 
-MEDIAPIPE = REPO / "docs" / "examples" / "obsbgr__mediapipe.json"
+MEDIAPIPE_ONNX = REPO.parent / "shared" / "peers" / "obsbgr__mediapipe.onnx"
 SIZES = [(1280, 720), (1920, 1080)]
 
 
@@ -32,13 +35,14 @@ def main() -> int:
     parser.add_argument("--upsampler", default="guided", help="guided (default) or bilinear, to see what edges cost")
     args = parser.parse_args()
 
+    manifests = tempfile.TemporaryDirectory(prefix="livematte-peers-")
     models = []
     if any(m.name == DEFAULT_ENGINE for m in list_engines()):
         models.append(DEFAULT_ENGINE)
     else:
         print(f"note: default engine {DEFAULT_ENGINE} not installed; skipped", file=sys.stderr)
-    if (REPO.parent / "shared" / "peers" / "obsbgr__mediapipe.onnx").is_file():
-        models.append(str(MEDIAPIPE))
+    if MEDIAPIPE_ONNX.is_file():
+        models.append(str(write_peer_manifest("mediapipe", MEDIAPIPE_ONNX, manifests.name)))
     else:
         print("note: ../shared/peers/obsbgr__mediapipe.onnx absent; MediaPipe peer skipped", file=sys.stderr)
     if not models:
@@ -50,6 +54,8 @@ def main() -> int:
     except LivematteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    finally:
+        manifests.cleanup()
     print(format_table(rows))
     return 0
 
