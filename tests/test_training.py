@@ -1,0 +1,158 @@
+"""training/: models, losses, pseudo alphas, a tiny real training run, export round trip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from livematte.manifest import load_manifest, validate_against_graph  # noqa: E402
+from training import losses as L  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.data.pseudo_alpha import solve_one, trimap_from_mask  # noqa: E402
+from training.models.blocks import ConvLSTMCell  # noqa: E402
+from training.models.registry import build_model, model_names  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TINY = REPO / "training" / "configs" / "tiny.json"
+EG1800 = SHARED / "data" / "eg1800-train"
+needs_data = pytest.mark.skipif(not (EG1800 / "image").is_dir() or not (SHARED / "peers").is_dir(),
+                                reason="../shared data and peers not available")
+
+
+@pytest.mark.parametrize("name", ["shm-mobile", "disentangled-mobile"])
+def test_scratch_models_shapes_and_state(name: str) -> None:
+    model = build_model(name).eval()
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        out = model(x)
+        assert out["trimap"].shape == (2, 3, 64, 96)
+        assert out["alpha"].shape == (2, 1, 64, 96)
+        assert torch.all((out["alpha"] >= 0) & (out["alpha"] <= 1))
+        # fusion: alpha = F + U * alpha_r
+        p = out["trimap_prob"]
+        assert torch.allclose(out["alpha"], p[:, 2:3] + p[:, 1:2] * out["alpha_r"], atol=1e-6)
+    assert set(model.parameter_groups()) == {"trimap", "alpha", "recurrent"}
+
+
+def test_unknown_model_name_lists_known() -> None:
+    with pytest.raises(ValueError, match="disentangled-mediapipe"):
+        build_model("nope")
+    assert "shm-mobile" in model_names()
+
+
+def test_convlstm_state_changes_output() -> None:
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(4, 6)
+    x = torch.rand(1, 4, 5, 7)
+    h1, state = cell(x, None)
+    h2, _ = cell(x, state)
+    assert not torch.allclose(h1, h2)  # the same input gives a different output once state is carried
+    h3, _ = cell(x, None)
+    assert torch.allclose(h1, h3)
+
+
+def test_trimap_from_alpha_classes() -> None:
+    alpha = torch.zeros(1, 1, 9, 9)
+    alpha[..., :, 5:] = 1.0
+    alpha[..., :, 4] = 0.5
+    target = L.trimap_from_alpha(alpha, band=1)[0]
+    assert (target[:, :3] == 0).all() and (target[:, 6:] == 2).all()
+    assert (target[:, 3:6] == 1).all()
+
+
+def test_losses_zero_at_truth_and_positive_off_it() -> None:
+    gt = torch.rand(2, 1, 8, 8)
+    fg, bg = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    assert float(L.alpha_prediction_loss(gt, gt)) < 1e-5
+    assert float(L.compositional_loss(gt, gt, fg, bg)) < 1e-5
+    assert float(L.alpha_prediction_loss(gt * 0.5, gt)) > 0.05
+    seq = torch.rand(1, 4, 1, 8, 8)
+    assert float(L.temporal_coherence_loss(seq + 0.3, seq)) < 1e-6  # a constant offset does not flicker
+    assert float(L.temporal_coherence_loss(seq + torch.rand_like(seq), seq)) > 0.01
+
+
+def test_uncertainty_weighting_learns_to_downweight_a_noisy_task() -> None:
+    w = L.UncertaintyWeighting()
+    opt = torch.optim.SGD(w.parameters(), lr=0.1)
+    for _ in range(200):
+        opt.zero_grad()
+        w({"trimap": torch.tensor(4.0), "alpha": torch.tensor(0.25)}).backward()
+        opt.step()
+    sig = w.sigmas()
+    assert sig["trimap"] > sig["alpha"]  # the larger loss gets the larger sigma (smaller weight)
+    assert abs(sig["trimap"] ** 2 - 4.0) < 0.2 and abs(sig["alpha"] ** 2 - 0.25) < 0.05
+
+
+def test_trimap_from_mask_band() -> None:
+    mask = np.zeros((40, 40))
+    mask[:, 20:] = 1
+    tri = trimap_from_mask(mask, band=3)
+    assert (tri[:, :16] == 0).all() and (tri[:, 24:] == 1).all()
+    assert (tri[:, 18:22] == 0.5).all()
+
+
+@needs_data
+def test_pseudo_alpha_is_soft_only_in_the_band(tmp_path: Path) -> None:
+    image = sorted((EG1800 / "image").glob("*.jpg"))[0]
+    out = solve_one(image, EG1800 / "mask" / f"{image.stem}.png", tmp_path)
+    import cv2
+
+    alpha = cv2.imread(str(out.alpha), cv2.IMREAD_GRAYSCALE)
+    mask = cv2.resize(cv2.imread(str(EG1800 / "mask" / f"{image.stem}.png"), cv2.IMREAD_GRAYSCALE),
+                      alpha.shape[::-1], interpolation=cv2.INTER_AREA) / 255.0
+    tri = trimap_from_mask(mask, 4)
+    soft = (alpha > 5) & (alpha < 250)
+    assert soft.any(), "closed-form matting should give soft values at the edge"
+    assert not soft[tri != 0.5].any(), "outside the unknown band the mask is kept"
+
+
+@needs_data
+def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.data.clips import load_backgrounds
+    from training.data.dataset import ClipDataset, Teacher
+    from training.export import export_engine
+    from training.train import clip_losses, configure_stage, split_portraits, train
+
+    monkeypatch.setenv("LIVEMATTE_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    cfg = TrainConfig.load(TINY)
+
+    # the loss goes down: a few optimiser steps on one real clip batch
+    model = build_model(cfg.model, **cfg.resolved_model_args())
+    stage = cfg.stages[1]
+    params = configure_stage(model, stage)
+    train_set, _ = split_portraits(cfg)
+    backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))
+    data = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), 2, teacher=Teacher(cfg.resolve(cfg.teacher)))
+    batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in data[0]}
+    opt = torch.optim.Adam(params, lr=1e-3)
+    first = None
+    for _ in range(8):
+        loss, _ = clip_losses(model, batch, stage, None)
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    final, _ = clip_losses(model, batch, stage, None)
+    assert float(final) < 0.9 * first
+
+    # the whole schedule runs, checkpoints, and resumes where it stopped
+    run = tmp_path / "run"
+    result = train(cfg, run, log=lambda m: None)
+    assert {"SAD", "MSE", "IoU"} <= set(result)
+    blob = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert blob["stage"] == len(cfg.stages) and blob["step"] == 0
+    logs: list[str] = []
+    train(cfg, run, resume=True, log=logs.append)
+    assert any("resumed" in m for m in logs)
+
+    # export: ONNX Runtime == torch within 1e-4 (checked inside), manifest valid against its graph
+    manifest_path = export_engine(run / "final.pt", "tiny-engine", tmp_path / "engines", "pytest")
+    manifest = load_manifest(manifest_path)
+    validate_against_graph(manifest)
+    assert [s.input for s in manifest.state] == ["h_in", "c_in"]
+    assert "research" in manifest.license
