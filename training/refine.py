@@ -126,17 +126,26 @@ def _random_crop(shape: tuple[int, int], crop: int, centre: tuple[int, int] | No
 
 
 def make_batch(samples: list[Sample], backgrounds: list[np.ndarray], batch: int, crop: int,
-               rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    """A batch of edge-centred crops composited over random backgrounds (NCHW float32)."""
+               rng: np.random.Generator, max_zoom: float = 1.0) -> dict[str, torch.Tensor]:
+    """A batch of edge-centred crops composited over random backgrounds (NCHW float32).
+
+    Each crop is enlarged by a random zoom in [1, ``max_zoom``]: the pseudo
+    alphas are solved at 300x400, where a soft edge spans a few pixels, while
+    the stage runs on frames where hair spans several times more.
+    """
     keys = ("image", "coarse", "alpha", "fg", "bg", "band")
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for _ in range(batch):
         s = samples[rng.integers(len(samples))]
         soft = np.argwhere((s.alpha > 0) & (s.alpha < 255))
         centre = tuple(soft[rng.integers(len(soft))]) if len(soft) else None
-        box = _random_crop(s.alpha.shape, crop, centre, rng)
+        source = max(8, round(crop / rng.uniform(1.0, max_zoom)))
+        box = _random_crop(s.alpha.shape, source, centre, rng)
         alpha = s.alpha[box].astype(np.float32) / 255.0
         fg = s.foreground[box].astype(np.float32) / 255.0
+        if source != crop:
+            alpha = np.clip(cv2.resize(alpha, (crop, crop), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+            fg = np.clip(cv2.resize(fg, (crop, crop), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         bg_photo = backgrounds[rng.integers(len(backgrounds))]
         bg = bg_photo[_random_crop(bg_photo.shape[:2], crop, None, rng)].astype(np.float32) / 255.0
         if rng.random() < 0.5:
@@ -170,7 +179,8 @@ def dim_loss(pred: torch.Tensor, batch: dict[str, torch.Tensor], weight: float =
 
 
 def train(model: DIMRefinement, samples: list[Sample], backgrounds: list[np.ndarray], steps: int,
-          batch: int = 16, crop: int = 96, lr: float = 1e-3, seed: int = 0, log_every: int = 100) -> list[float]:
+          batch: int = 16, crop: int = 96, lr: float = 1e-3, seed: int = 0, log_every: int = 100,
+          max_zoom: float = 1.0) -> list[float]:
     """Adam with cosine decay; returns the loss of every step."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -180,7 +190,7 @@ def train(model: DIMRefinement, samples: list[Sample], backgrounds: list[np.ndar
     start = time.monotonic()
     model.train()
     for step in range(1, steps + 1):
-        data = make_batch(samples, backgrounds, batch, crop, rng)
+        data = make_batch(samples, backgrounds, batch, crop, rng, max_zoom)
         loss = dim_loss(model(data["image"], data["coarse"]), data)
         optimiser.zero_grad()
         loss.backward()
@@ -290,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-zoom", type=float, default=2.5, help="crops are enlarged by up to this factor")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--images", type=int, default=300, help="EG1800 training portraits to use")
     ap.add_argument("--backgrounds", type=int, default=192)
@@ -310,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     backgrounds = load_backgrounds(args.data / "backgrounds", args.backgrounds)
     model = DIMRefinement(args.channels)
     start = time.monotonic()
-    losses = train(model, samples, backgrounds, args.steps, args.batch, args.crop, args.lr, args.seed)
+    losses = train(model, samples, backgrounds, args.steps, args.batch, args.crop, args.lr, args.seed,
+                   max_zoom=args.max_zoom)
     seconds = time.monotonic() - start
 
     onnx_path = args.out.with_suffix(".onnx")

@@ -9,6 +9,9 @@ resolution, so a 1080p frame costs about as much as a 0.5-megapixel one.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import cv2
 import numpy as np
 from pymatting import estimate_alpha_cf, estimate_foreground_ml
@@ -71,8 +74,11 @@ def solve_alpha(rgb: np.ndarray, trimap: np.ndarray, prior: np.ndarray | None = 
         work_tri = _downscale_trimap(crop_tri, size)
     else:
         work_rgb, work_tri = crop_rgb, crop_tri
-    solved = estimate_alpha_cf(work_rgb.astype(np.float64) / 255.0,
-                               work_tri.astype(np.float64) / 255.0)
+    # pymatting prints preconditioner retries to stdout, which would garble
+    # the CLI's output (the retry itself is harmless: it shifts and goes on)
+    with contextlib.redirect_stdout(io.StringIO()):
+        solved = estimate_alpha_cf(work_rgb.astype(np.float64) / 255.0,
+                                   work_tri.astype(np.float64) / 255.0)
     solved = np.clip(solved, 0.0, 1.0).astype(np.float32)
     if scale < 1.0:
         solved = cv2.resize(solved, (w, h), interpolation=cv2.INTER_LINEAR)
