@@ -52,14 +52,14 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(data):
     samples, backgrounds, _ = data
     torch.manual_seed(0)
     model = DIMRefinement(channels=8)
-    fixed = make_batch(samples, backgrounds, 8, 64, np.random.default_rng(7))
+    fixed = make_batch(samples, backgrounds, 32, 64, np.random.default_rng(7))  # big enough to be a fair judge
     with torch.no_grad():
         before = float(dim_loss(model(fixed["image"], fixed["coarse"]), fixed))
-    losses = train(model, samples, backgrounds, steps=30, batch=8, crop=64, lr=3e-3, log_every=0)
+    losses = train(model, samples, backgrounds, steps=40, batch=8, crop=64, lr=1e-2, log_every=0)
     with torch.no_grad():
         after = float(dim_loss(model(fixed["image"], fixed["coarse"]), fixed))
-    assert len(losses) == 30 and np.isfinite(losses).all()
-    assert after < 0.97 * before
+    assert len(losses) == 40 and np.isfinite(losses).all()
+    assert after < 0.95 * before
 
 
 def test_command_exports_an_engine_the_runtime_runs_like_torch(data, tmp_path):
