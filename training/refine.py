@@ -1,6 +1,6 @@
 """Train the DIM refinement stage and ship it as the ``lm-refine`` engine.
 
-    python -m training.refine --out engines/lm-refine --steps 3000
+    python -m training.refine --out engines/refinement/lm-refine --steps 1600 --max-zoom 2.5
 
 Training data are EG1800 portraits with soft pseudo alphas (closed-form
 matting in a band around the hand-drawn mask, :mod:`training.data.pseudo_alpha`)
@@ -295,7 +295,7 @@ def _git_revision() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="engine path without extension, e.g. engines/lm-refine")
+    ap.add_argument("--out", type=Path, required=True, help="engine path without extension, e.g. engines/refinement/lm-refine")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=96)

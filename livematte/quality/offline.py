@@ -37,6 +37,7 @@ from livematte.quality.temporal import TemporalStabiliser
 
 METHODS = ("closed-form", "refine", "both")
 REFINE_ENGINE = "lm-refine"
+REFINEMENT_DIR = "refinement"
 
 
 class CoarseMatter(Protocol):
@@ -59,11 +60,16 @@ class QualitySettings:
 
 
 def shipped_refine_engine() -> Path:
-    """The installed ``lm-refine`` manifest, or an EngineError saying it is missing."""
+    """The installed ``lm-refine`` manifest, or an EngineError saying it is missing.
+
+    Refinement engines live in ``engines/refinement/``, apart from the
+    matting engines the registry lists for ``--model``: their second graph
+    input (the coarse alpha) is not something ``Matter`` can feed.
+    """
     from livematte.registry import engines_dir
 
     root = engines_dir()
-    path = root / f"{REFINE_ENGINE}.json" if root is not None else None
+    path = root / REFINEMENT_DIR / f"{REFINE_ENGINE}.json" if root is not None else None
     if path is None or not path.is_file():
         raise EngineError(f"the refinement engine {REFINE_ENGINE!r} is not installed; "
                           "use --quality-method closed-form")
@@ -94,10 +100,15 @@ def refine_frame(rgb: np.ndarray, coarse: np.ndarray, probabilities: np.ndarray 
     """
     trimap = band_trimap(coarse, probabilities, settings.band_fraction)
     alpha = coarse
-    if settings.method in ("closed-form", "both"):
-        alpha = solve_alpha(rgb, trimap, prior=coarse, max_pixels=settings.max_pixels)
     if settings.method in ("refine", "both"):
         alpha = _refiner(settings.refine_engine).refine(rgb, alpha, trimap == UNKNOWN)
+    if settings.method == "both":
+        # The refined alpha places the band better than the coarse one did;
+        # this order beat closed-form-then-refine on both portrait sets
+        # (docs/quality.md).
+        trimap = band_trimap(alpha, None, settings.band_fraction)
+    if settings.method in ("closed-form", "both"):
+        alpha = solve_alpha(rgb, trimap, prior=alpha, max_pixels=settings.max_pixels)
     foreground = None
     if settings.foreground:
         foreground = np.round(estimate_foreground(rgb, alpha) * 255.0).astype(np.uint8)
