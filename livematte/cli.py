@@ -87,7 +87,7 @@ def _report_result(result, target: str, quiet: bool) -> int:
     from livematte.pipeline import PipelineResult
 
     assert isinstance(result, PipelineResult)
-    skipped = f", {result.decode_errors} undecodable packets skipped" if result.decode_errors else ""
+    skipped = f", {result.decode_errors} damaged packets skipped or concealed" if result.decode_errors else ""
     dropped = f", {result.dropped} dropped to stay live" if result.dropped else ""
     if result.interrupted:
         print(

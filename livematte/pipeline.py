@@ -9,7 +9,9 @@ the stages genuinely overlap on separate cores.
 
 The first exception in any stage stops every stage and is re-raised in the
 caller's thread; Ctrl-C or SIGTERM stop reading, let the frames already in
-flight finish, and finalise the outputs.
+flight finish, and finalise the outputs. A live source that is gone for good
+(a camera unplugged and not back) ends the session the same way, then its
+error is raised: a live recording is kept up to that moment.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from livematte.errors import LivematteError
 from livematte.frame import Frame
 from livematte.compositor import alpha_to_u8
 from livematte.sinks import Sink
@@ -183,6 +186,8 @@ class Pipeline:
         self._latencies: list[float] = []
         self._latency_lock = threading.Lock()
         self._signal: int | None = None
+        #: the error that ended a live source for good (camera unplugged and not back)
+        self._source_lost: LivematteError | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -216,7 +221,14 @@ class Pipeline:
             if self.duration is not None and time.monotonic() - started >= self.duration:
                 break
             t0 = time.perf_counter()
-            frame = next(frames, None)
+            try:
+                frame = next(frames, None)
+            except LivematteError as exc:
+                if not self.live:
+                    raise
+                # a live session's recording is complete up to here: end it, keep what was written
+                self._source_lost = exc
+                break
             if frame is None:
                 break
             counter.busy_s += time.perf_counter() - t0
@@ -349,13 +361,15 @@ class Pipeline:
             for sink in sinks:
                 sink.abort()
             raise error
-        interrupted = self._cancel.is_set() or error is not None
+        interrupted = self._cancel.is_set() or error is not None or self._source_lost is not None
         finalise_error: BaseException | None = None
         for sink in sinks:
             try:
                 sink.close(complete=not interrupted)
             except BaseException as exc:  # noqa: BLE001 - close the rest first
                 finalise_error = finalise_error or exc
+        if self._source_lost is not None:
+            raise self._source_lost  # the cause, even when it left a sink with nothing to keep
         if finalise_error is not None:
             raise finalise_error
         return PipelineResult(

@@ -107,21 +107,26 @@ class _AVSource(Source):
         self._closed = False
         self._seek_to: float | None = None
         self._packet_iter = self._packets()
-        self._first = self._peek()
-        if self._first is None:
+        #: frames decoded ahead of iteration (the first packet can yield several)
+        self._pending: list["av.VideoFrame"] = []
+        first = self._peek()
+        if first is None:
             container.close()
             raise InputError(f"no decodable video frame in {label}: file is damaged or truncated")
-        self._rotation = float(self._first.rotation or 0)
-        w, h = self._first.width, self._first.height
+        self._rotation = float(first.rotation or 0)
+        w, h = first.width, first.height
         self.size = (h, w) if int(round(self._rotation / 90.0)) % 2 else (w, h)
 
     def _peek(self) -> "av.VideoFrame | None":
         """Decode the first frame now: its rotation fixes the output size sinks
         need before anything is written, and a file with no decodable frame
-        is rejected at open time instead of producing an empty output."""
+        is rejected at open time instead of producing an empty output. Every
+        frame that packet gave is kept: a short clip or a large frame decoded
+        with frame threads comes out all at once at the final flush."""
         for packet in self._packet_iter:
-            for frame in self._decode(packet):
-                return frame
+            self._pending = self._decode(packet)
+            if self._pending:
+                return self._pending[0]
         return None
 
     def seek(self, seconds: float) -> None:
@@ -134,13 +139,12 @@ class _AVSource(Source):
         self._container.seek(offset, stream=self._stream, backward=True, any_frame=False)
         self._stream.codec_context.flush_buffers()
         self._packet_iter = self._packets()
-        self._first = None
+        self._pending = []
         self._seek_to = seconds
 
     def _frames(self) -> Iterator["av.VideoFrame"]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
+        pending, self._pending = self._pending, []
+        yield from pending
         for packet in self._packet_iter:
             yield from self._decode(packet)
 
@@ -175,11 +179,15 @@ class _AVSource(Source):
 
     def _decode(self, packet: "av.Packet") -> list["av.VideoFrame"]:
         try:
-            return packet.decode()
+            frames = packet.decode()
         except av.error.FFmpegError as exc:
             self.decode_errors += 1
             log.debug("skipped undecodable packet in %s: %s", self._label, exc)
             return []
+        if packet.is_corrupt or any(frame.is_corrupt for frame in frames):
+            # damage the demuxer or decoder noticed but concealed: keep the frames, count the damage
+            self.decode_errors += 1
+        return frames
 
     def close(self) -> None:
         if not self._closed:
@@ -322,7 +330,7 @@ class StreamSource(_AVSource):
         self._stream = container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._packet_iter = self._packets()
-        self._first = None
+        self._pending = []
 
     def close(self) -> None:
         if not self._closed:
@@ -382,6 +390,7 @@ class CameraSource(Source):
         index = 0
         start = time.monotonic()
         failures = 0
+        last: np.ndarray | None = None
         while not self._closed:
             ok, bgr = self._cap.read()
             if not ok or bgr is None:
@@ -390,17 +399,30 @@ class CameraSource(Source):
                     return
                 if failures > self._retries:
                     raise DeviceError(f"camera {self._device} stopped delivering frames (unplugged?)")
-                self._reopen_after(0.2 * 2 ** (failures - 1))
+                delay = 0.2 * 2 ** (failures - 1)
+                log.warning("camera %s delivered no frame; reopening in %.1f s", self._device, delay)
+                for held in self._hold(last, delay):
+                    yield Frame(rgb=held, pts=time.monotonic() - start, index=index)
+                    index += 1
+                self._reopen()
                 continue
             failures = 0
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            yield Frame(rgb=rgb, pts=time.monotonic() - start, index=index)
+            last = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield Frame(rgb=last, pts=time.monotonic() - start, index=index)
             index += 1
 
-    def _reopen_after(self, delay: float) -> None:
-        """Back off, then reopen: a camera unplugged for a moment comes back."""
-        log.warning("camera %s delivered no frame; reopening in %.1f s", self._device, delay)
-        time.sleep(delay)
+    def _hold(self, last: np.ndarray | None, seconds: float) -> Iterator[np.ndarray]:
+        """Back off for ``seconds`` while repeating the last good frame at the
+        camera's rate, so a virtual camera fed from it keeps emitting."""
+        period = 1.0 / (self.fps or 30.0)
+        deadline = time.monotonic() + seconds
+        while not self._closed and time.monotonic() < deadline:
+            if last is not None:
+                yield last
+            time.sleep(min(period, max(0.0, deadline - time.monotonic())))
+
+    def _reopen(self) -> None:
+        """Reopen after a back-off: a camera unplugged for a moment comes back."""
         self._cap.release()
         try:
             self._cap = self._open()

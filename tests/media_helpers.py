@@ -94,6 +94,34 @@ def write_clip(
     return path
 
 
+def write_audio_only(path: Path, seconds: float = 0.1) -> Path:
+    """An AAC file with no video stream (a podcast or a voice memo given by mistake)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=AUDIO_RATE)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, int(seconds * AUDIO_RATE)), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_RATE, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
+def damage_video_packets(clip: Path, first: int, count: int) -> Path:
+    """Overwrite the payload of ``count`` video packets from packet ``first`` with
+    noise (bit rot, a bad sector): the container stays intact, the decoder
+    gets garbage. Returns the damaged copy ``damaged-NAME``."""
+    with av.open(str(clip)) as container:
+        spans = [(p.pos, p.size) for p in container.demux(video=0) if p.size][first : first + count]
+    data = bytearray(clip.read_bytes())
+    rng = np.random.default_rng(0)
+    for pos, size in spans:
+        # the first bytes (NAL length/header) stay, so the damage reaches the decoder
+        data[pos + 4 : pos + size] = rng.integers(0, 256, size - 4, dtype=np.uint8).tobytes()
+    damaged = clip.with_name(f"damaged-{clip.name}")
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
 def write_keyer_engine(directory: Path, name: str = "red-keyer", size: tuple[int, int] = (32, 48)) -> Path:
     """An ONNX engine: alpha = sigmoid(40 * (red - 0.5)), NCHW, fixed size; returns its manifest path."""
     import onnx
@@ -170,6 +198,14 @@ def run_cli(*args: str, timeout: float = 120, preexec_fn=None) -> subprocess.Com
     """``python -m livematte ARGS`` in a subprocess, as a user would run it."""
     return subprocess.run([sys.executable, "-m", "livematte", *args], capture_output=True, text=True,
                           timeout=timeout, env=cli_env(), preexec_fn=preexec_fn)
+
+
+def one_error_line(stderr: str) -> str:
+    """The single ``livematte: error: ...`` line a failed command must print, and nothing else."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("livematte: error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
 
 
 def leftovers(directory: Path) -> list[str]:

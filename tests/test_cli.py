@@ -14,7 +14,7 @@ import cv2
 import pytest
 
 from livematte.cli import main
-from media_helpers import cli_env, leftovers, probe, run_cli, write_clip, write_keyer_engine
+from media_helpers import cli_env, leftovers, one_error_line as _one_error_line, probe, run_cli, write_clip, write_keyer_engine
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +25,6 @@ def keyer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(tmp_path_factory.mktemp("clip") / "in.mp4", size=(96, 64), frames=24, fps=24)
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("livematte: error: "), stderr
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 def test_process_writes_video_audio_and_mattes(tmp_path: Path, keyer: Path, clip: Path, capsys) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from livematte.errors import DeviceError, InputError
 from livematte.sources import CameraSource, FileSource, StreamSource, open_source
-from media_helpers import BACKDROP_RGB, PERSON_RGB, disc_alpha, write_clip
+from media_helpers import BACKDROP_RGB, PERSON_RGB, disc_alpha, write_audio_only, write_clip
 
 
 def test_file_source_yields_every_frame_with_pts_and_audio(tmp_path: Path) -> None:
@@ -88,17 +88,8 @@ def test_truncated_and_audio_only_files_are_input_errors(tmp_path: Path) -> None
     with pytest.raises(InputError):
         open_source(str(truncated))
 
-    import av
-
-    audio_only = tmp_path / "audio.m4a"
-    with av.open(str(audio_only), "w") as out:
-        stream = out.add_stream("aac", rate=48000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 48000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            out.mux(packet)
     with pytest.raises(InputError, match="no video stream"):
-        open_source(str(audio_only))
+        open_source(str(write_audio_only(tmp_path / "audio.m4a")))
 
 
 def test_corrupt_packets_in_the_middle_are_skipped_not_fatal(tmp_path: Path) -> None:
