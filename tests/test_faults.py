@@ -16,11 +16,13 @@ import pytest
 from livematte.cli import main
 from livematte.compositor import Compositor, parse_background
 from livematte.engine import Matter
-from livematte.errors import DeviceError
+from livematte.errors import DeviceError, EngineError
+from livematte.manifest import load_manifest, validate_against_graph
 from livematte.pipeline import Pipeline
 from livematte.registry import find_engine
 from livematte.sinks import Sink, VideoFileSink
 from livematte.sources import CameraSource, open_source
+from tiny_engines import export_tiny_recurrent
 from media_helpers import (damage_video_packets, leftovers, one_error_line, probe, run_cli, write_audio_only,
                            write_clip, write_keyer_engine)
 
@@ -85,6 +87,15 @@ def test_8k_video_is_processed(tmp_path: Path, keyer: Path) -> None:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == 2 and decoded[-1].shape == (size[1], size[0], 3)
     assert decoded[-1][:, -100:, 1].mean() > 200 and decoded[-1][:, :100, 0].mean() > 200
+
+
+def test_state_shape_that_does_not_match_the_graph_is_an_engine_error(tmp_path: Path) -> None:
+    manifest_path = export_tiny_recurrent(tmp_path)
+    data = json.loads(manifest_path.read_text())
+    data["state"][0]["shape"] = [1, 4, "H/8", "W/8"]  # the graph's state is at 1/4 resolution
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(EngineError, match="state input 'h_in' dim 2 is 8 in the graph, manifest shape gives 4"):
+        validate_against_graph(load_manifest(manifest_path))
 
 
 class _ArrivalSink(Sink):
