@@ -13,6 +13,9 @@ Quality (mean per image, via ``livematte.metrics``):
   trimap's unknown region: the real-time engine; closed-form given the GT
   trimap; a coarse alpha (the GT degraded as ``training.refine.degrade``
   does, fixed seed) and its refinement;
+- temporal: dtSSD on a static-camera clip (one portrait, new sensor noise
+  each frame) for the real-time engine and each path with and without the
+  temporal stabiliser;
 - portraits, whole image: AISegment soft alphas and EG1800 validation masks,
   real-time vs each ``--quality high`` method, plus the share of the error
   that lies *outside* the band (pixels the quality mode never touches, so
@@ -43,6 +46,8 @@ from livematte.quality.band import UNKNOWN, trimap_from_alpha  # noqa: E402
 from livematte.quality.closed_form import solve_alpha  # noqa: E402
 from livematte.quality.offline import band_trimap, shipped_refine_engine  # noqa: E402
 from livematte.quality.refine import Refiner  # noqa: E402
+from livematte.quality.temporal import TemporalStabiliser  # noqa: E402
+from livematte.metrics import dtssd  # noqa: E402
 from livematte.registry import DEFAULT_ENGINE, find_engine  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -122,6 +127,23 @@ def speed(manifest, refine: Path | None, frames: int, workers: int) -> None:
             print(f"  {f'closed-form, pool of {workers}':30s} {(time.perf_counter() - t0) / n:7.3f} s (throughput)")
         finally:
             quality.close()
+
+
+def temporal(manifest, refine: Path | None, frames: int = 8, noise: float = 3.0) -> None:
+    """dtSSD on a static-camera clip: one portrait, fresh sensor noise every frame."""
+    _, rgb, gt = pairs("aisegment-matting-human-samples", "alpha", 1)[0]
+    rng = np.random.default_rng(0)
+    clip = [np.clip(rgb + rng.normal(0.0, noise, rgb.shape), 0, 255).astype(np.uint8) for _ in range(frames)]
+    truth = [gt] * frames
+    print(f"\nStatic-camera clip ({frames} frames of one AISegment portrait, noise sigma {noise}): dtSSD vs the static truth")
+    realtime = Matter(manifest)
+    print(f"  {'real-time engine':44s} {dtssd([realtime.infer(f).alpha for f in clip], truth):.5f}")
+    for method in available_methods(refine):
+        for label, strength in (("without stabiliser", 0.0), ("with stabiliser", 0.8)):
+            quality = QualityMatter(Matter(manifest), method=method, refine_engine=refine,
+                                    stabiliser=TemporalStabiliser(strength=strength))
+            alphas = [r.alpha for r in quality.imap(clip)]
+            print(f"  {f'quality {method}, {label}':44s} {dtssd(alphas, truth):.5f}")
 
 
 def mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -208,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"real-time engine: {manifest.name}; refinement engine: {refine or 'none'}")
     if not args.skip_speed:
         speed(manifest, refine, args.frames, args.workers)
+    temporal(manifest, refine)
     trimap_sets(manifest, refine)
     portrait_sets(manifest, refine, args.eg1800)
     return 0
