@@ -33,6 +33,8 @@ def main() -> int:
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--bg", default="blur", help="background spec, as livematte --bg (default blur)")
     parser.add_argument("--upsampler", default="guided", help="guided (default) or bilinear, to see what edges cost")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="ONNX Runtime intra-op threads of the cpu backend (default: ONNX Runtime's own)")
     args = parser.parse_args()
 
     manifests = tempfile.TemporaryDirectory(prefix="livematte-peers-")
@@ -50,7 +52,7 @@ def main() -> int:
         return 1
     try:
         rows = run_benchmark(models, SIZES, frames=args.frames, backend=args.backend, background=args.bg,
-                             upsampler=args.upsampler)
+                             upsampler=args.upsampler, threads=args.threads)
     except LivematteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -37,9 +37,10 @@ def _write_clip(path: Path, size: tuple[int, int], frames: int, fps: float = 30.
 
 def bench_one(
     model: str, size: tuple[int, int], frames: int, backend: str = "cpu", background: str = "blur",
-    upsampler: str = "guided", workdir: Path | None = None,
+    upsampler: str = "guided", workdir: Path | None = None, threads: int | None = None,
 ) -> BenchRow:
-    """Measure one engine at one frame size (the clip is generated in ``workdir``)."""
+    """Measure one engine at one frame size (the clip is generated in ``workdir``);
+    ``threads`` is the CPU backend's intra-op thread count (None: its default)."""
     from livematte.compositor import Compositor, parse_background
     from livematte.engine import Matter
     from livematte.registry import find_engine
@@ -51,7 +52,7 @@ def bench_one(
         clip = Path(tmp) / f"clip-{size[0]}x{size[1]}.mp4"
         _write_clip(clip, size, frames)
         source = open_source(str(clip))
-        matter = Matter(manifest, backend=backend, upsampler=upsampler)
+        matter = Matter(manifest, backend=backend, upsampler=upsampler, threads=threads)
         matter.infer(_first_frame(clip))  # warm-up: session creation is not per-frame cost
         matter.reset()
         sink = VideoFileSink(Path(tmp) / "out.mp4", source.size, source.fps, source.time_base)
@@ -79,10 +80,10 @@ def _first_frame(clip: Path):
 
 def run_benchmark(
     models: Sequence[str], sizes: Sequence[tuple[int, int]], frames: int = 90, backend: str = "cpu",
-    background: str = "blur", upsampler: str = "guided",
+    background: str = "blur", upsampler: str = "guided", threads: int | None = None,
 ) -> list[BenchRow]:
     """Every model at every size, in order."""
-    return [bench_one(m, s, frames, backend, background, upsampler) for m in models for s in sizes]
+    return [bench_one(m, s, frames, backend, background, upsampler, threads=threads) for m in models for s in sizes]
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:

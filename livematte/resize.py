@@ -1,11 +1,14 @@
 """Fast area-averaging shrink, shared by the engine, the upsampler and the compositor.
 
 OpenCV's INTER_AREA is the right filter for shrinking video frames (no
-aliasing) but slow for non-integer factors: 1080p to 256x144 costs ~6 ms of
-CPU. Its integer-factor path is several times faster, so a frame is first
-shrunk by the largest integer factor that divides both sides, then area-
-averaged to the exact size: ~3 ms, and a filter of nearly the same footprint
-(mean difference ~3 grey levels on a real 1080p portrait).
+aliasing) but slow for non-integer factors: 1080p to 256x144 costs ~11 ms of
+CPU. Its exact-halving path is the fastest of all (~1 ms for 1080p), and any
+integer factor is several times faster than a fractional one. So a frame is
+shrunk in one call when an integer factor lands exactly on the target (720p
+to 256x144), and otherwise halved while it stays at least the target's size,
+then area-averaged to the exact size: 1080p to 256x144 in ~2 ms, a filter of
+nearly the same footprint (mean difference ~3 grey levels on a real 1080p
+portrait).
 """
 from __future__ import annotations
 
@@ -18,11 +21,10 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = image.shape[:2]
     if (h, w) == (height, width):
         return image
-    limit = int(min(h / height, w / width))
-    for factor in range(limit, 1, -1):
-        if h % factor == 0 and w % factor == 0:
-            image = cv2.resize(image, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-            break
-    if image.shape[:2] == (height, width):
+    exact = h % height == 0 and w % width == 0 and h // height == w // width
+    while not exact and h % 2 == 0 and w % 2 == 0 and h // 2 >= height and w // 2 >= width:
+        h, w = h // 2, w // 2
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    if (h, w) == (height, width):
         return image
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)

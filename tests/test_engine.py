@@ -31,6 +31,15 @@ def test_mediapipe_peers_matte_a_real_portrait(request, peer, eg1800_portrait):
     matter.close()
 
 
+def test_intra_op_threads_reach_the_onnx_runtime_session(mediapipe_manifest, eg1800_portrait):
+    rgb, mask = eg1800_portrait
+    for threads in (1, 2):
+        matter = Matter(mediapipe_manifest, threads=threads)
+        assert _iou(matter.infer(rgb).alpha, mask) > 0.85
+        assert matter.backend.session.get_session_options().intra_op_num_threads == threads
+        matter.close()
+
+
 def _small(rgb: np.ndarray) -> np.ndarray:
     return rgb[::3, ::3].copy()  # 267x200: keeps the recurrent peer fast
 

@@ -33,8 +33,12 @@ def available_backends() -> list[str]:
     return list(_BACKENDS)
 
 
-def create_backend(name: str, manifest: EngineManifest, input_size: tuple[int, int]) -> MattingBackend:
+def create_backend(name: str, manifest: EngineManifest, input_size: tuple[int, int],
+                   threads: int | None = None) -> MattingBackend:
     """Build backend ``name`` for ``manifest`` at graph input size ``(height, width)``.
+
+    ``threads`` is the CPU backend's intra-op thread count (None: ONNX
+    Runtime's default, one per core); GPU backends have no use for it.
 
     Raises :class:`DeviceError` (one line, exit code 4) when the backend's
     module, libraries or device are missing, so the CLI can print it as is.
@@ -57,6 +61,7 @@ def create_backend(name: str, manifest: EngineManifest, input_size: tuple[int, i
         raise DeviceError(f"backend {name!r} is unavailable: {exc}") from None
     backend_class = getattr(module, class_name)
     try:
-        return backend_class(manifest, input_size)
+        extra = {"threads": threads} if name == "cpu" and threads is not None else {}
+        return backend_class(manifest, input_size, **extra)
     except BackendUnavailable as exc:
         raise DeviceError(f"backend {name!r} is unavailable: {exc}") from None
