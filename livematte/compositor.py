@@ -22,6 +22,7 @@ import numpy as np
 
 from livematte.errors import InputError
 from livematte.resize import shrink
+from livematte.tiles import active_runs
 
 NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128),
@@ -37,6 +38,8 @@ _PURE_BACKGROUND = 13
 _WORK_SIDE = 320
 #: long side of the working image for the (smooth) old-background estimate
 _ESTIMATE_SIDE = 160
+#: side of the tiles the soft-edge blend runs on, in frame pixels
+_BLEND_TILE = 64
 
 
 @dataclass(frozen=True)
@@ -312,24 +315,43 @@ class Compositor:
             self._video.close()
 
     def compose(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """The composited frame for RGB uint8 ``rgb`` and alpha (float [0, 1] or uint8), both HxW."""
+        """The composited frame for RGB uint8 ``rgb`` and alpha (float [0, 1] or uint8), both HxW.
+
+        Over a background, opaque pixels are the frame and clear ones the
+        background, copied in two whole-frame passes; the blend (and the
+        decontamination) runs only on the tiles holding soft alpha.
+        """
         if rgb.shape[:2] != self.shape or alpha.shape[:2] != self.shape:
             raise ValueError(f"frame {rgb.shape[:2]} / alpha {alpha.shape[:2]} (HxW) do not match "
                              f"compositor size {self.size} (WxH)")
         a = alpha_to_u8(alpha)
         if self.smoother is not None:
             a = self.smoother(a)
-        a3 = cv2.merge([a, a, a])
-        inverse = cv2.bitwise_not(a3)  # 255 - alpha
-        # alpha * F: the frame's share of each pixel, clamped to [0, 255 * alpha]
-        if self.decontaminate:
-            spill = cv2.multiply(estimate_old_background(rgb, a), inverse, scale=1.0 / 255.0)
-            weighted_fg = cv2.min(cv2.subtract(rgb, spill), a3)
-        else:
-            weighted_fg = cv2.multiply(rgb, a3, scale=1.0 / 255.0)
+        spill = estimate_old_background(rgb, a) if self.decontaminate else None
         background = self.background(rgb)
         if background is None:
+            a3 = cv2.merge([a, a, a])
             # straight (not premultiplied) colour: F = (alpha * F) / alpha, 0 where alpha is 0
-            colour = cv2.divide(weighted_fg, a3, scale=255.0) if self.decontaminate else rgb
+            colour = cv2.divide(_weighted_foreground(rgb, a3, spill), a3, scale=255.0) if spill is not None else rgb
             return np.dstack((colour, a))
-        return cv2.add(weighted_fg, cv2.multiply(background, inverse, scale=1.0 / 255.0))
+        out = background.copy()
+        cv2.copyTo(rgb, cv2.compare(a, 255, cv2.CMP_EQ), out)
+        for y0, y1, x0, x1 in active_runs(cv2.inRange(a, 1, 254), _BLEND_TILE):
+            box = (slice(y0, y1), slice(x0, x1))
+            out[box] = _blend(rgb[box], a[box], background[box], None if spill is None else spill[box])
+        return out
+
+
+def _weighted_foreground(rgb: np.ndarray, a3: np.ndarray, spill: np.ndarray | None) -> np.ndarray:
+    """alpha * F: the frame's share of each pixel; with the old background's
+    estimate ``spill``, the frame minus that background's share, clamped to [0, 255 * alpha]."""
+    if spill is None:
+        return cv2.multiply(rgb, a3, scale=1.0 / 255.0)
+    return cv2.min(cv2.subtract(rgb, cv2.multiply(spill, cv2.bitwise_not(a3), scale=1.0 / 255.0)), a3)
+
+
+def _blend(rgb: np.ndarray, a: np.ndarray, background: np.ndarray, spill: np.ndarray | None) -> np.ndarray:
+    """alpha * F + (1 - alpha) * new background, in uint8 fixed point."""
+    a3 = cv2.merge([a, a, a])
+    return cv2.add(_weighted_foreground(rgb, a3, spill),
+                   cv2.multiply(background, cv2.bitwise_not(a3), scale=1.0 / 255.0))

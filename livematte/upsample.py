@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from livematte.resize import shrink
+from livematte.tiles import active_runs
 
 
 class Upsampler(Protocol):
@@ -144,22 +145,6 @@ class GuidedUpsampler:
         return apply_coefficients(self.coefficients(alpha, small_guide), guide)
 
 
-def _active_runs(active: np.ndarray, tile: int) -> list[tuple[int, int, int, int]]:
-    """(y0, y1, x0, x1) low-res rectangles covering every nonzero pixel of ``active``:
-    runs of adjacent ``tile``-sized tiles with something in them, one tile row at a time."""
-    h, w = active.shape
-    rows, cols = -(-h // tile), -(-w // tile)
-    padded = np.zeros((rows * tile, cols * tile), np.uint8)
-    padded[:h, :w] = active
-    tiles = padded.reshape(rows, tile, cols, tile).max(axis=(1, 3)).astype(np.int8)
-    runs = []
-    for ty in range(rows):
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], tiles[ty], [0]))))
-        for start, stop in zip(edges[::2], edges[1::2]):
-            runs.append((ty * tile, min(h, (ty + 1) * tile), start * tile, min(w, stop * tile)))
-    return runs
-
-
 def _period(low: int, full: int) -> int:
     """Low-res pixels after which the low-res and full-res pixel grids line up again."""
     return low // math.gcd(low, full)
@@ -187,7 +172,7 @@ def apply_coefficients(coeffs: np.ndarray, guide: np.ndarray) -> np.ndarray:
     py, px = _period(h, height), _period(w, width)
     tile = -(-_TILE // math.lcm(py, px)) * math.lcm(py, px)  # tiles start on grid-aligned pixels
     ones = np.ones((1, 4), np.float32)
-    for y0, y1, x0, x1 in _active_runs(active, tile):
+    for y0, y1, x0, x1 in active_runs(active, tile):
         # low-res crop with a one-period margin, so interpolation at the tile's edges
         # reads the same neighbours as in the whole frame (the frame's border replicates)
         cy0, cy1, cx0, cx1 = max(0, y0 - py), min(h, y1 + py), max(0, x0 - px), min(w, x1 + px)

@@ -184,3 +184,14 @@ def test_smoothing_damps_flicker_but_follows_motion():
 def test_size_mismatch_is_refused():
     with pytest.raises(ValueError, match="do not match"):
         Compositor("black", WH).compose(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 10), np.float32))
+
+
+def test_blend_covers_every_soft_pixel_of_a_real_matte(soft_alpha_samples):
+    # a real hair matte at 720p: the blend runs tile by tile, and no soft pixel may be missed
+    rgb, gt = soft_alpha_samples[-1]
+    rgb, a = cv2.resize(rgb, (1280, 720)), cv2.resize(gt, (1280, 720))
+    out = Compositor("#2828c8", (1280, 720), decontaminate=False).compose(rgb, a)
+    w = a[..., None].astype(np.float64) / 255.0
+    expected = w * rgb + (1.0 - w) * np.array([40, 40, 200], np.float64)
+    assert ((a > 0) & (a < 255)).mean() > 0.02  # the matte really is soft in places
+    assert np.abs(out - expected).max() <= 1.0  # two roundings of half a level each
