@@ -236,7 +236,7 @@ class VideoFileSink(Sink):
         self._tmp = Path(tmp)
         _default_permissions(self._tmp)
         try:
-            self._out = av.open(str(self._tmp), mode="w", format=_container_format(self.path.suffix))
+            self._out = _open_container(self._tmp, self.path.suffix)
             rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
             self._stream = self._out.add_stream(codec, rate=rate, options=options)
             width, height = size
@@ -328,6 +328,17 @@ class VideoFileSink(Sink):
 
 def _container_format(suffix: str) -> str | None:
     return {".mov": "mov", ".webm": "webm", ".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}.get(suffix.lower())
+
+
+def _open_container(path: Path, suffix: str) -> "av.container.OutputContainer":
+    """The output container for ``suffix``; FFmpeg knows more than the listed ones (.avi, .flv...)."""
+    try:
+        return av.open(str(path), mode="w", format=_container_format(suffix))
+    except ValueError:  # PyAV's answer when FFmpeg has no muxer for the extension
+        raise OutputError(
+            f"unknown output format {suffix or '(no extension)'}: "
+            "use .mp4, .mov, .webm or .mkv, or a directory for PNG frames"
+        ) from None
 
 
 class _StagedDirectory:

@@ -9,6 +9,7 @@ timeouts so a dead sender cannot hang the program.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -371,7 +372,8 @@ class CameraSource(Source):
         self._closed = False
 
     def _open(self) -> "cv2.VideoCapture":
-        cap = cv2.VideoCapture(self._device)
+        with _opencv_quiet():
+            cap = cv2.VideoCapture(self._device)
         if not cap.isOpened():
             cap.release()
             raise DeviceError(
@@ -433,6 +435,22 @@ class CameraSource(Source):
         if not self._closed:
             self._closed = True
             self._cap.release()
+
+
+@contextlib.contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """Silence OpenCV's own log while a camera opens: a missing camera makes it
+    print several WARN lines, and the DeviceError already says it in one.
+    ``--debug`` (livematte logging at DEBUG) keeps them."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 def _ffmpeg_reason(exc: Exception) -> str:

@@ -150,6 +150,9 @@ def test_more_bad_inputs_and_outputs_end_with_one_line_and_the_right_code(tmp_pa
         (["process", str(clip), str(out), "--model", str(no_onnx)], 3, "gone.onnx"),
         (["process", str(clip), str(tmp_path / "no" / "such" / "out.mp4"), *model], 5, "does not exist"),
         (["process", str(clip), str(existing), *model], 5, "--overwrite"),
+        (["process", str(clip), str(out.with_suffix(".xyz")), *model], 5, "unknown output format .xyz"),
+        # a camera index that is not there: OpenCV's own warnings must not reach the terminal
+        (["process", "camera:99", str(out), *model], 4, "cannot open camera 99"),
     ]
     for args, code, words in cases:
         result = run_cli(*args)
