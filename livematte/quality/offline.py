@@ -47,6 +47,8 @@ class CoarseMatter(Protocol):
 
     def reset(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class QualitySettings:
@@ -146,9 +148,11 @@ class QualityMatter:
         self.stabiliser.reset()
 
     def close(self) -> None:
+        """Stop the worker processes and release the coarse engine."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+        self.coarse.close()
 
     def _coarse(self, rgb: np.ndarray) -> tuple[MatteResult, float]:
         t0 = time.perf_counter()
