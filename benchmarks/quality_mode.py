@@ -42,7 +42,7 @@ from livematte.engine import Matter  # noqa: E402
 from livematte.errors import EngineError  # noqa: E402
 from livematte.metrics import evaluate_pair, unknown_region  # noqa: E402
 from livematte.quality import METHODS, QualityMatter  # noqa: E402
-from livematte.quality.band import UNKNOWN, trimap_from_alpha  # noqa: E402
+from livematte.quality.band import UNKNOWN  # noqa: E402
 from livematte.quality.closed_form import solve_alpha  # noqa: E402
 from livematte.quality.offline import band_trimap, shipped_refine_engine  # noqa: E402
 from livematte.quality.refine import Refiner  # noqa: E402
