@@ -52,3 +52,18 @@ def test_make_upsampler_names():
     assert make_upsampler("bilinear") is bilinear_upsample
     with pytest.raises(ValueError):
         make_upsampler("bicubic")
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
+def test_colour_model_on_edge_tiles_equals_the_whole_frame(soft_alpha_samples, size):
+    # the model is evaluated only on tiles near edges: that must change nothing anywhere
+    rgb, gt = soft_alpha_samples[-1]
+    frame = cv2.resize(rgb, size)
+    low = cv2.resize(gt, (256, 144), interpolation=cv2.INTER_AREA)
+    up = GuidedUpsampler()
+    coeffs = up.coefficients(low, shrink(frame, 256, 144))
+    assert (np.abs(coeffs[..., :3]).sum(axis=2) > 0).mean() < 0.5  # there are flat tiles to skip
+    everywhere = cv2.resize(coeffs, size, interpolation=cv2.INTER_LINEAR)
+    rgba = cv2.cvtColor(frame, cv2.COLOR_RGB2RGBA).astype(np.float32)
+    expected = np.clip((everywhere * rgba).sum(axis=2), 0.0, 1.0)
+    np.testing.assert_allclose(up(low, frame), expected, atol=1e-5)
