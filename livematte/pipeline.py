@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
+import cv2
 import numpy as np
 
 from livematte.errors import LivematteError
@@ -310,11 +311,18 @@ class Pipeline:
             ),
             threading.Thread(target=self._run_stage, args=(self._encode,), name="livematte-encode", daemon=True),
         ]
+        # the stages already keep every core busy: OpenCV's own worker pool
+        # would only add hand-offs between them (measured: ~10% slower end to end)
+        opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
         started = time.monotonic()
-        with _signals_cancel(self):
-            for thread in threads:
-                thread.start()
-            self._wait(threads, started)
+        try:
+            with _signals_cancel(self):
+                for thread in threads:
+                    thread.start()
+                self._wait(threads, started)
+        finally:
+            cv2.setNumThreads(opencv_threads)
         elapsed = time.monotonic() - started
         self.source.close()
         return self._finish(elapsed)
