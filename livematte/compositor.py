@@ -205,13 +205,12 @@ def _push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def estimate_old_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The original background colour behind each pixel, uint8 hxwx3 with long side 160.
 
-    It is smooth, so the compositor enlarges it (:func:`enlarged_box`) only
-    where it is used, on the soft edge.
+    It is smooth, so it stays small until the compositor enlarges it.
 
     Pure-background pixels (alpha < 5 %) at low resolution are spread into
     the rest of the image by :func:`_push_pull`, so an edge pixel gets the
     colour of the background nearest to it however wide the soft band is.
-    A frame with no background at all returns the frame itself, which only
+    A frame with no background at all returns the small frame itself, which only
     matters where alpha is 1 and the estimate is unused.
     """
     # nearest sampling is enough: the estimate averages many samples anyway
@@ -220,17 +219,6 @@ def estimate_old_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if not weight.any():
         return small
     return np.clip(_push_pull(small.astype(np.float32), weight), 0, 255).astype(np.uint8)
-
-
-def enlarged_box(small: np.ndarray, shape: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
-    """The part ``box`` of ``small`` bilinearly enlarged to ``shape`` (height, width),
-    without enlarging the rest: one affine warp sampling where a whole-frame resize would
-    (to 1/32 pixel)."""
-    rows, cols = box
-    sy, sx = small.shape[0] / shape[0], small.shape[1] / shape[1]
-    warp = np.array([[sx, 0.0, (cols.start + 0.5) * sx - 0.5], [0.0, sy, (rows.start + 0.5) * sy - 0.5]])
-    return cv2.warpAffine(small, warp, (cols.stop - cols.start, rows.stop - rows.start),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 class TemporalSmoother:
@@ -339,11 +327,12 @@ class Compositor:
         a = alpha_to_u8(alpha)
         if self.smoother is not None:
             a = self.smoother(a)
-        spill = estimate_old_background(rgb, a) if self.decontaminate else None
+        spill = None
+        if self.decontaminate:
+            # one whole-frame enlargement costs less than one warp per soft tile (measured)
+            spill = cv2.resize(estimate_old_background(rgb, a), self.size, interpolation=cv2.INTER_LINEAR)
         background = self.background(rgb)
         if background is None:
-            if spill is not None:
-                spill = cv2.resize(spill, self.size, interpolation=cv2.INTER_LINEAR)
             a3 = cv2.merge([a, a, a])
             # straight (not premultiplied) colour: F = (alpha * F) / alpha, 0 where alpha is 0
             colour = cv2.divide(_weighted_foreground(rgb, a3, spill), a3, scale=255.0) if spill is not None else rgb
@@ -354,8 +343,7 @@ class Compositor:
         cv2.copyTo(rgb, cv2.compare(a, 255, cv2.CMP_EQ), out)
         for y0, y1, x0, x1 in active_runs(cv2.inRange(a, 1, 254), _BLEND_TILE):
             box = (slice(y0, y1), slice(x0, x1))
-            tile_spill = None if spill is None else enlarged_box(spill, self.shape, box)
-            out[box] = _blend(rgb[box], a[box], background[box], tile_spill)
+            out[box] = _blend(rgb[box], a[box], background[box], None if spill is None else spill[box])
         return out
 
 
