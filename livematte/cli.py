@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import traceback
@@ -58,6 +59,16 @@ def _load_matter(args: argparse.Namespace):
 
     manifest = find_engine(args.model)
     return Matter(manifest, backend=args.backend)
+
+
+def _quality_job(source, matter, args: argparse.Namespace):
+    """--quality-mode high: the real-time matte re-solved at the edges, frames spread over a pool."""
+    from livematte.quality import QualityMatter
+    from livematte.quality.prefetch import QualityPrefetch
+
+    quality = QualityMatter(matter, method=args.quality_method, workers=args.quality_workers)
+    prefetch = QualityPrefetch(source, quality)
+    return prefetch.source, prefetch
 
 
 def _compositor(bg: str | None, alpha: bool, size: tuple[int, int]):
@@ -131,6 +142,8 @@ def cmd_process(args: argparse.Namespace) -> int:
             # refused before the engine loads; the sink checks again when it opens
             raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
         matter = _load_matter(args)
+        if args.quality_mode == "high":
+            source, matter = _quality_job(source, matter, args)
         compositor = _compositor(args.bg, args.alpha, source.size)
         if is_stream_url(out):
             main = lambda: StreamSink(out, source.size, source.fps)  # noqa: E731
@@ -318,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=20, help="CRF: lower is better and bigger (default 20)")
     p.add_argument("--preset", default="superfast", help="x264 preset: ultrafast ... veryslow (default superfast)")
     p.add_argument("--duration", type=_positive(float), help="stop a live input after SECONDS")
+    p.add_argument("--quality-mode", choices=["realtime", "high"], default="realtime",
+                   help="high: re-solve the edges offline (closed-form matting / refinement engine), seconds per frame; files only")
+    p.add_argument("--quality-method", choices=["closed-form", "refine", "both"], default="both",
+                   help="edge solver for --quality-mode high (default both)")
+    p.add_argument("--quality-workers", type=int, default=os.cpu_count() or 1,
+                   help="processes for --quality-mode high (default: one per CPU core)")
     p.set_defaults(func=cmd_process)
 
     w = sub.add_parser("webcam", parents=[common, engine], help="matte a webcam live")
