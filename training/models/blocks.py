@@ -120,5 +120,7 @@ def channel_softmax(logits: Tensor) -> Tensor:
 def fuse(trimap_prob: Tensor, alpha_r: Tensor) -> Tensor:
     """SHM fusion: alpha = F + U * alpha_r with F, U the trimap probabilities.
 
-    Classes are ordered background, unknown, foreground."""
-    return trimap_prob[:, 2:3] + trimap_prob[:, 1:2] * alpha_r
+    Classes are ordered background, unknown, foreground. F + U <= 1 in exact
+    arithmetic, but float32 rounding can push the sum a hair past 1, which the
+    metrics (and an 8-bit matte) reject, hence the clamp."""
+    return (trimap_prob[:, 2:3] + trimap_prob[:, 1:2] * alpha_r).clamp(0.0, 1.0)
