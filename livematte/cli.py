@@ -62,7 +62,7 @@ def _load_matter(args: argparse.Namespace):
 
 
 def _quality_job(source, matter, args: argparse.Namespace):
-    """--quality-mode high: the real-time matte re-solved at the edges, frames spread over a pool."""
+    """--quality high: the real-time matte re-solved at the edges, frames spread over a pool."""
     from livematte.quality import QualityMatter
     from livematte.quality.prefetch import QualityPrefetch
 
@@ -142,7 +142,7 @@ def cmd_process(args: argparse.Namespace) -> int:
             # refused before the engine loads; the sink checks again when it opens
             raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
         matter = _load_matter(args)
-        if args.quality_mode == "high":
+        if args.quality == "high":
             source, matter = _quality_job(source, matter, args)
         compositor = _compositor(args.bg, args.alpha, source.size)
         if is_stream_url(out):
@@ -156,7 +156,7 @@ def cmd_process(args: argparse.Namespace) -> int:
                 source.fps,
                 source.time_base,
                 alpha=args.alpha,
-                quality=args.quality,
+                quality=args.crf,
                 preset=args.preset,
                 audio_from=None if source.live else source.audio_path,
                 overwrite=args.overwrite,
@@ -328,15 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matte-out", metavar="DIR", help="also write the alpha matte, one 8-bit grey PNG per frame")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
-    p.add_argument("--quality", type=int, default=20, help="CRF: lower is better and bigger (default 20)")
+    p.add_argument("--crf", type=int, default=20, help="encoder CRF: lower is better and bigger (default 20)")
     p.add_argument("--preset", default="superfast", help="x264 preset: ultrafast ... veryslow (default superfast)")
     p.add_argument("--duration", type=_positive(float), help="stop a live input after SECONDS")
-    p.add_argument("--quality-mode", choices=["realtime", "high"], default="realtime",
+    p.add_argument("--quality", choices=["realtime", "high"], default="realtime",
                    help="high: re-solve the edges offline (closed-form matting / refinement engine), seconds per frame; files only")
     p.add_argument("--quality-method", choices=["closed-form", "refine", "both"], default="both",
-                   help="edge solver for --quality-mode high (default both)")
+                   help="edge solver for --quality high (default both)")
     p.add_argument("--quality-workers", type=int, default=os.cpu_count() or 1,
-                   help="processes for --quality-mode high (default: one per CPU core)")
+                   help="processes for --quality high (default: one per CPU core)")
     p.set_defaults(func=cmd_process)
 
     w = sub.add_parser("webcam", parents=[common, engine], help="matte a webcam live")

@@ -124,7 +124,7 @@ def test_full_disk_leaves_no_output(tmp_path: Path, keyer: Path) -> None:
     big = write_clip(tmp_path / "big.mp4", size=(320, 240), frames=48, fps=24)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    result = run_cli("process", str(big), str(out_dir / "out.mp4"), "--model", str(keyer), "--quality", "0",
+    result = run_cli("process", str(big), str(out_dir / "out.mp4"), "--model", str(keyer), "--crf", "0",
                             preexec_fn=_limit_file_size)
     assert result.returncode == 5, result.stderr
     _one_error_line(result.stderr)

@@ -284,7 +284,7 @@ def test_cli_quality_mode_high_end_to_end(mediapipe_manifest_path, portrait, tmp
     for mode in ("realtime", "high"):
         out_dir = tmp_path / f"matte-{mode}"
         argv = ["process", str(clip), str(tmp_path / f"{mode}.mp4"), "--model", str(mediapipe_manifest_path),
-                "--matte-out", str(out_dir), "--quality-mode", mode, "--quality-method", "both",
+                "--matte-out", str(out_dir), "--quality", mode, "--quality-method", "both",
                 "--quality-workers", "1", "-q"]
         assert main(argv) == 0
         assert (tmp_path / f"{mode}.mp4").stat().st_size > 0
