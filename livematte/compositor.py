@@ -314,12 +314,17 @@ class Compositor:
         if self._video is not None:
             self._video.close()
 
-    def compose(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def compose(self, rgb: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray:
         """The composited frame for RGB uint8 ``rgb`` and alpha (float [0, 1] or uint8), both HxW.
 
         Over a background, opaque pixels are the frame and clear ones the
         background, copied in two whole-frame passes; the blend (and the
         decontamination) runs only on the tiles holding soft alpha.
+
+        ``foreground`` (HxWx3, uint8 or float [0, 1]) is a solved foreground
+        colour, e.g. from the offline quality mode; when given, the soft
+        pixels take their colour from it instead of from the frame minus the
+        estimated old background.
         """
         if rgb.shape[:2] != self.shape or alpha.shape[:2] != self.shape:
             raise ValueError(f"frame {rgb.shape[:2]} / alpha {alpha.shape[:2]} (HxW) do not match "
@@ -328,7 +333,9 @@ class Compositor:
         if self.smoother is not None:
             a = self.smoother(a)
         spill = None
-        if self.decontaminate:
+        if foreground is not None:
+            rgb = _foreground_u8(foreground, self.shape)
+        elif self.decontaminate:
             # one whole-frame enlargement costs less than one warp per soft tile (measured)
             spill = cv2.resize(estimate_old_background(rgb, a), self.size, interpolation=cv2.INTER_LINEAR)
         background = self.background(rgb)
@@ -345,6 +352,15 @@ class Compositor:
             box = (slice(y0, y1), slice(x0, x1))
             out[box] = _blend(rgb[box], a[box], background[box], None if spill is None else spill[box])
         return out
+
+
+def _foreground_u8(foreground: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A solved foreground as uint8 HxWx3, checked against the frame's size."""
+    if foreground.shape != (*shape, 3):
+        raise ValueError(f"foreground {foreground.shape} does not match the frame {(*shape, 3)}")
+    if foreground.dtype == np.uint8:
+        return foreground
+    return np.clip(foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _weighted_foreground(rgb: np.ndarray, a3: np.ndarray, spill: np.ndarray | None) -> np.ndarray:

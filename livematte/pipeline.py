@@ -39,7 +39,7 @@ class _Matter(Protocol):
 
 
 class _Compositor(Protocol):
-    def compose(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray: ...
+    def compose(self, rgb: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -89,6 +89,7 @@ class _Item:
     frame: Frame
     captured: float
     alpha: np.ndarray | None = None
+    foreground: np.ndarray | None = None
     image: np.ndarray | None = None
     matte: np.ndarray | None = None
 
@@ -259,16 +260,21 @@ class Pipeline:
     def _infer(self, item: _Item) -> None:
         result = self.matter.infer(item.frame.rgb)
         item.alpha = result.alpha
+        # only a full-resolution foreground (the quality mode's) beats the
+        # compositor's own decontamination; a graph-resolution one would blur the edges
+        foreground = getattr(result, "foreground", None)
+        if foreground is not None and foreground.shape[:2] == item.alpha.shape[:2]:
+            item.foreground = foreground
         for step, ms in getattr(result, "timings", {}).items():
             self.engine_ms[step] = self.engine_ms.get(step, 0.0) + ms
 
     def _composite(self, item: _Item) -> None:
         matte = alpha_to_u8(item.alpha)  # once: the compositor and matte sinks share it
-        item.image = self.compositor.compose(item.frame.rgb, matte)
+        item.image = self.compositor.compose(item.frame.rgb, matte, item.foreground)
         if self.matte_sinks:
             item.matte = matte
         item.frame.rgb = None  # type: ignore[assignment]  # free the input early
-        item.alpha = None
+        item.alpha = item.foreground = None
 
     def _encode(self) -> None:
         source = self._channels[2]

@@ -166,6 +166,29 @@ def test_decontamination_removes_green_spill_on_a_known_edge():
     assert errors[True] < 3.0
 
 
+def test_a_solved_foreground_gives_the_exact_edge_colours():
+    # a textured old background that the smooth spill estimate cannot know: only the given F recovers the colours
+    rng = np.random.default_rng(3)
+    alpha = _alpha()
+    a = (np.round(alpha * 255) / 255)[..., None]
+    foreground = rng.integers(0, 256, (*alpha.shape, 3)).astype(np.uint8)
+    old_bg = rng.integers(0, 256, (*alpha.shape, 3)).astype(np.float32)
+    new_bg = np.array([40, 40, 200], np.float32)
+    frame = np.round(a * foreground + (1 - a) * old_bg).astype(np.uint8)
+    ideal = a * foreground + (1 - a) * new_bg
+    soft = (alpha > 0) & (alpha < 1)
+    compositor = Compositor("#2828c8", WH)
+    given = compositor.compose(frame, alpha, foreground.astype(np.float32) / 255.0)
+    estimated = compositor.compose(frame, alpha)
+    error = lambda out: np.abs(out.astype(np.float32) - ideal)[soft].mean()
+    assert error(given) < 1.0
+    assert error(given) < 0.5 * error(estimated)
+    rgba = Compositor("transparent", WH).compose(frame, alpha, foreground)
+    np.testing.assert_array_equal(rgba[..., :3][soft], foreground[soft])
+    with pytest.raises(ValueError, match="foreground"):
+        compositor.compose(frame, alpha, foreground[:10])
+
+
 def test_smoothing_damps_flicker_but_follows_motion():
     rng = np.random.default_rng(1)
     base = np.full((40, 40), 128, np.uint8)
