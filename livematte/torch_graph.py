@@ -14,7 +14,6 @@ stay constant buffers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import onnx
@@ -24,7 +23,6 @@ from onnx import numpy_helper
 from torch import nn
 
 Tensor = torch.Tensor
-Override = Callable[[Tensor], Tensor]
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -47,11 +45,9 @@ def _conv_padding(x: Tensor, pads: list[int] | None, spatial: int) -> tuple[Tens
 class OnnxTorchGraph(nn.Module):
     """A torch module that evaluates an ONNX graph node by node.
 
-    ``forward(*inputs, overrides=..., taps=...)`` returns the graph outputs
-    as a tuple; ``overrides`` maps a tensor name to a function applied to that
-    tensor as soon as it is produced (how a ConvLSTM is spliced into a
-    pretrained graph), and ``taps`` names intermediate tensors to return in a
-    dict alongside (how decoder heads read pretrained features).
+    ``forward(*inputs, taps=...)`` returns the graph outputs as a tuple;
+    ``taps`` names intermediate tensors to return in a dict alongside (how
+    decoder heads read pretrained features).
     """
 
     SUPPORTED = {
@@ -108,21 +104,15 @@ class OnnxTorchGraph(nn.Module):
     def forward(
         self,
         *inputs: Tensor,
-        overrides: Mapping[str, Override] | None = None,
         taps: tuple[str, ...] = (),
     ) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
         env: dict[str, Tensor] = {k: v for k, v in self.consts.items()}
         for name, key in self._keys.items():
             env[name] = self.params[key]
         env.update(zip(self.input_names, inputs))
-        overrides = overrides or {}
         for node in self.nodes:
             args = [env[i] if i else None for i in node.input]
-            outs = self._run(node, args)
-            for name, value in zip(node.output, outs):
-                if name in overrides:
-                    value = overrides[name](value)
-                env[name] = value
+            env.update(zip(node.output, self._run(node, args)))
         return tuple(env[o] for o in self.output_names), {t: env[t] for t in taps}
 
     def _run(self, node: onnx.NodeProto, a: list) -> list[Tensor]:

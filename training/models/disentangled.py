@@ -16,14 +16,16 @@ Two encoders:
   MediaPipe selfie-segmentation graph (Apache-2.0, Google), executed with
   :class:`livematte.torch_graph.OnnxTorchGraph` and fine-tuned. With 1,339
   labelled portraits, starting from a net trained on far more people is the
-  honest way to generalise; the ConvLSTM is spliced in at its stride-16
-  bottleneck and the alpha decoder reads its stride-2 features.
+  honest way to generalise; the ConvLSTM corrects its trimap logits at
+  stride 8 (see :class:`RecurrentTrimapHead` for why not at its bottleneck)
+  and the alpha decoder reads its stride-2 features.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from livematte.torch_graph import OnnxTorchGraph
@@ -47,6 +49,34 @@ class RecurrentBottleneck(nn.Module):
     def forward(self, x: Tensor, state: State) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         h, state = self.cell(self.squeeze(x), state)
         return x + self.expand(h), state
+
+
+class RecurrentTrimapHead(nn.Module):
+    """trimap logits -> logits + P(ConvLSTM(Q([trimap probabilities, features]), state)), at 1/``stride``.
+
+    The seeded model's recurrence: a coarse correction of the trimap logits
+    from what the cell remembers of earlier frames. It sits after the frozen
+    MediaPipe decoder, not inside it, because a ConvLSTM at the stride-16
+    bottleneck (trained end to end on clips) pushed the frozen decoder off
+    its features: held-out SAD 0.945 -> 1.569 (x1000 per pixel, 144x256,
+    and back to 0.953 with that unit zeroed). Here its effect is supervised
+    directly by the matte losses. P starts at zero, so the untrained head is
+    the identity."""
+
+    def __init__(self, features: int, hidden: int, stride: int = 8) -> None:
+        super().__init__()
+        self.stride = stride
+        self.squeeze = nn.Conv2d(features + 3, hidden, 1)
+        self.cell = ConvLSTMCell(hidden, hidden)
+        self.expand = nn.Conv2d(hidden, 3, 1)
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
+    def forward(self, trimap: Tensor, features: Tensor, state: State) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        size = (trimap.shape[2] // self.stride, trimap.shape[3] // self.stride)
+        x = torch.cat([F.adaptive_avg_pool2d(channel_softmax(trimap), size), F.adaptive_avg_pool2d(features, size)], 1)
+        h, state = self.cell(self.squeeze(x), state)
+        return trimap + upsample_to(self.expand(h), trimap), state
 
 
 class AlphaDecoder(nn.Module):
@@ -118,7 +148,6 @@ class DisentangledMatting(MattingNet):
 
 # Tensor names inside the MediaPipe landscape selfie-segmentation graph
 # (obsbgr__mediapipe.onnx, 1x144x256x3 NHWC input, 2-class logits output).
-MEDIAPIPE_BOTTLENECK = "multiply_6:0"  # 128 ch, stride 16, last encoder tensor
 MEDIAPIPE_DECODER = "add_9__xeno_compat__1:0"  # 16 ch, stride 2, last decoder features
 MEDIAPIPE_SHALLOW = "mul_1:0"  # 16 ch, stride 2, first encoder features
 MEDIAPIPE_STRIDE8 = "add__xeno_compat__1:0"  # 24 ch, stride 8, end of the second encoder stage
@@ -151,7 +180,7 @@ class SeededDisentangledMatting(MattingNet):
         self.frozen = self.graph.parameters_up_to(freeze_until) if freeze_until else []
         for p in self.frozen:
             p.requires_grad_(False)
-        self.bottleneck = RecurrentBottleneck(128, hidden)
+        self.temporal = RecurrentTrimapHead(16, hidden)
         self.unknown = nn.Sequential(SeparableConv(16, 8), nn.Conv2d(8, 1, 1))
         nn.init.constant_(self.unknown[1].bias, -4.0)
         self.alpha = AlphaDecoder(16, 16, full_resolution=False)
@@ -161,26 +190,15 @@ class SeededDisentangledMatting(MattingNet):
         return {
             "trimap": [p for p in self.graph.parameters() if id(p) not in frozen] + list(self.unknown.parameters()),
             "alpha": list(self.alpha.parameters()),
-            "recurrent": list(self.bottleneck.parameters()),
+            "recurrent": list(self.temporal.parameters()),
         }
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
-        carried: list[tuple[Tensor, Tensor]] = []
-
-        def recur(x: Tensor) -> Tensor:
-            y, new_state = self.bottleneck(x, state)
-            carried.append(new_state)
-            return y
-
-        (seg,), taps = self.graph(
-            src.permute(0, 2, 3, 1),
-            overrides={MEDIAPIPE_BOTTLENECK: recur},
-            taps=(MEDIAPIPE_DECODER, MEDIAPIPE_SHALLOW),
-        )
+        (seg,), taps = self.graph(src.permute(0, 2, 3, 1), taps=(MEDIAPIPE_DECODER, MEDIAPIPE_SHALLOW))
         seg = seg.permute(0, 3, 1, 2)  # B x 2 x H x W: background, person
         decoder, shallow = taps[MEDIAPIPE_DECODER], taps[MEDIAPIPE_SHALLOW]
         unknown = upsample_to(self.unknown(decoder), src)
-        trimap = torch.cat([seg[:, :1], unknown, seg[:, 1:]], 1)
+        trimap, state = self.temporal(torch.cat([seg[:, :1], unknown, seg[:, 1:]], 1), decoder, state)
         prob = channel_softmax(trimap)
         alpha_r = self.alpha(decoder, shallow, src)
-        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=carried[0])
+        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=state)
