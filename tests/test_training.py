@@ -38,6 +38,22 @@ def test_scratch_models_shapes_and_state(name: str) -> None:
     assert set(model.parameter_groups()) == {"trimap", "alpha", "recurrent"}
 
 
+@needs_data
+def test_seeded_model_stride2_logits_equal_mediapipe_pooled() -> None:
+    # the 1x1 conv that replaces MediaPipe's full-resolution last layer must be that layer, 2x2-averaged
+    from training.models.disentangled import SeededDisentangledMatting
+    model = SeededDisentangledMatting(SHARED / "peers" / "obsbgr__mediapipe.onnx", hidden=4, freeze_until="segment:0")
+    src = torch.rand(2, 3, 144, 256)
+    with torch.no_grad():
+        (full,), taps = model.graph(src.permute(0, 2, 3, 1), taps=("add_9__xeno_compat__1:0",))
+        pooled = torch.nn.functional.avg_pool2d(full.permute(0, 3, 1, 2), 2)
+        assert torch.allclose(model.seg(taps["add_9__xeno_compat__1:0"]), pooled, atol=1e-5)
+        out = model(src)
+    assert out["alpha"].shape == (2, 1, 72, 128) and out["state"][0].shape == (2, 4, 18, 32)
+    trained = {id(p) for group in model.parameter_groups().values() for p in group}
+    assert not any(id(p) in trained for p in model.seg.parameters())  # frozen with the graph
+
+
 def test_unknown_model_name_lists_known() -> None:
     with pytest.raises(ValueError, match="disentangled-mediapipe"):
         build_model("nope")

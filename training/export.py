@@ -37,8 +37,8 @@ OPSET = 17
 TOLERANCE = 1e-4
 
 LICENCE = (
-    "Code: Apache-2.0. Weights: fine-tuned from Google's MediaPipe selfie segmentation (landscape), Apache-2.0, "
-    "on EG1800 portraits (Shen et al. 2016), which carry no licence and are released for academic/research use "
+    "Code: Apache-2.0. Weights: Google's MediaPipe selfie segmentation (landscape), Apache-2.0, with heads "
+    "trained on EG1800 portraits (Shen et al. 2016), which carry no licence and are released for academic/research use "
     "only: these weights are for research use."
 )
 
@@ -137,7 +137,8 @@ def build_manifest(name: str, cfg: TrainConfig, size: tuple[int, int], shape: tu
                 "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
             ],
             "teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target",
-            "initialisation": "encoder and trimap decoder initialised from MediaPipe selfie segmentation (landscape) weights",
+            "initialisation": "encoder and trimap decoder are MediaPipe selfie segmentation (landscape) weights, "
+                              f"frozen up to tensor {cfg.model_args.get('freeze_until')!r}",
             "training_command": training_command,
             "git_revision": git_revision(),
         },

@@ -30,7 +30,7 @@ from .config import StageConfig, TrainConfig
 from .data.clips import load_backgrounds
 from .data.dataset import ClipDataset, HoldoutSet, Teacher
 from .data.pseudo_alpha import PseudoAlpha, build_cache, default_cache_dir
-from .models.base import MattingNet
+from .models.base import MattingNet, at_size
 from .models.registry import build_model
 
 CHECKPOINT = "checkpoint.pt"
@@ -90,10 +90,11 @@ def clip_losses(model: MattingNet, batch: dict[str, torch.Tensor], stage: StageC
         alphas.append(out["alpha"])
         alpha_rs.append(out["alpha_r"])
         trimaps.append(out["trimap"])
-    alpha = torch.stack(alphas, 1).flatten(0, 1)
-    alpha_r = torch.stack(alpha_rs, 1).flatten(0, 1)
-    trimap_logits = torch.stack(trimaps, 1).flatten(0, 1)
     gt_flat = gt.flatten(0, 1)
+    size = gt_flat.shape[-2:]
+    alpha = at_size(torch.stack(alphas, 1).flatten(0, 1), size)
+    alpha_r = at_size(torch.stack(alpha_rs, 1).flatten(0, 1), size)
+    trimap_logits = at_size(torch.stack(trimaps, 1).flatten(0, 1), size)
     target = L.trimap_from_alpha(gt_flat)
     w = stage.losses
     terms: dict[str, torch.Tensor] = {}
@@ -129,7 +130,7 @@ def validate(model: MattingNet, holdout: HoldoutSet, device: torch.device) -> di
     model.eval()
     rows = []
     for item in DataLoader(holdout, batch_size=8):
-        alpha = model(item["src"].to(device))["alpha"].cpu().numpy()[:, 0]
+        alpha = at_size(model(item["src"].to(device))["alpha"], item["alpha"].shape[-2:]).cpu().numpy()[:, 0]
         for pred, gt in zip(alpha, item["alpha"].numpy()[:, 0]):
             rows.append((metrics.sad(pred, gt), metrics.mse(pred, gt), metrics.iou(pred, gt)))
     model.train()

@@ -3,16 +3,23 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = tuple[Tensor, Tensor] | None
 
 
 class MattingOutput(TypedDict):
-    """``trimap``: B x 3 x H x W logits (background, unknown, foreground);
+    """``trimap``: B x 3 x h x w logits (background, unknown, foreground);
     ``trimap_prob``: their softmax; ``alpha_r``: the alpha decoder's estimate in [0, 1]; ``alpha``: the fused
     matte F + U * alpha_r; ``state``: recurrent (h, c) for the next frame, or
-    None for single-image models."""
+    None for single-image models.
+
+    (h, w) is the input's size or a fraction of it: a real-time engine may
+    stop at stride 2 and leave the last enlargement to the runtime's guided
+    upsampler; training compares at the truth's resolution
+    (:func:`at_size`)."""
 
     trimap: Tensor
     trimap_prob: Tensor
@@ -37,3 +44,10 @@ class MattingNet(nn.Module):
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def at_size(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """``x`` bilinearly resized to ``size`` (H, W) when a model predicts below the truth's resolution."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)

@@ -105,7 +105,10 @@ class ConvLSTMCell(nn.Module):
 
 
 def upsample_to(x: Tensor, ref: Tensor) -> Tensor:
-    """Bilinear resize of ``x`` to ``ref``'s spatial size."""
+    """Bilinear resize of ``x`` to ``ref``'s spatial size (``x`` itself when
+    the sizes already agree, so no no-op Resize lands in the exported graph)."""
+    if x.shape[-2:] == ref.shape[-2:]:
+        return x
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
 
 

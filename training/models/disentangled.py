@@ -52,7 +52,7 @@ class RecurrentBottleneck(nn.Module):
 
 
 class RecurrentTrimapHead(nn.Module):
-    """trimap logits -> logits + P(ConvLSTM(Q([trimap probabilities, features]), state)), at 1/``stride``.
+    """trimap logits -> logits + P(ConvLSTM(Q([trimap probabilities, features]), state)), at 1/``stride`` of the logits.
 
     The seeded model's recurrence: a coarse correction of the trimap logits
     from what the cell remembers of earlier frames. It sits after the frozen
@@ -63,7 +63,7 @@ class RecurrentTrimapHead(nn.Module):
     directly by the matte losses. P starts at zero, so the untrained head is
     the identity."""
 
-    def __init__(self, features: int, hidden: int, stride: int = 8) -> None:
+    def __init__(self, features: int, hidden: int, stride: int = 4) -> None:
         super().__init__()
         self.stride = stride
         self.squeeze = nn.Conv2d(features + 3, hidden, 1)
@@ -73,8 +73,9 @@ class RecurrentTrimapHead(nn.Module):
         nn.init.zeros_(self.expand.bias)
 
     def forward(self, trimap: Tensor, features: Tensor, state: State) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        size = (trimap.shape[2] // self.stride, trimap.shape[3] // self.stride)
-        x = torch.cat([F.adaptive_avg_pool2d(channel_softmax(trimap), size), F.adaptive_avg_pool2d(features, size)], 1)
+        # fixed-kernel average pooling (adaptive pooling does not export with traced sizes)
+        ratio = self.stride * features.shape[3] // trimap.shape[3]
+        x = torch.cat([F.avg_pool2d(channel_softmax(trimap), self.stride), F.avg_pool2d(features, ratio)], 1)
         h, state = self.cell(self.squeeze(x), state)
         return trimap + upsample_to(self.expand(h), trimap), state
 
@@ -151,6 +152,8 @@ class DisentangledMatting(MattingNet):
 MEDIAPIPE_DECODER = "add_9__xeno_compat__1:0"  # 16 ch, stride 2, last decoder features
 MEDIAPIPE_SHALLOW = "mul_1:0"  # 16 ch, stride 2, first encoder features
 MEDIAPIPE_STRIDE8 = "add__xeno_compat__1:0"  # 24 ch, stride 8, end of the second encoder stage
+MEDIAPIPE_SEG_KERNEL = "conv2d_transpose/filter:0"  # 16 -> 2, 2x2 stride 2: decoder -> full-resolution logits
+MEDIAPIPE_SEG_BIAS = "segment/y:0"
 MEDIAPIPE_SIZE = (144, 256)
 
 
@@ -180,25 +183,43 @@ class SeededDisentangledMatting(MattingNet):
         self.frozen = self.graph.parameters_up_to(freeze_until) if freeze_until else []
         for p in self.frozen:
             p.requires_grad_(False)
-        self.temporal = RecurrentTrimapHead(16, hidden)
+        self.seg = self._stride2_logits()
+        self.temporal = RecurrentTrimapHead(16, hidden, stride=4)
         self.unknown = nn.Sequential(SeparableConv(16, 8), nn.Conv2d(8, 1, 1))
         nn.init.constant_(self.unknown[1].bias, -4.0)
         self.alpha = AlphaDecoder(16, 16, full_resolution=False)
 
+    def _stride2_logits(self) -> nn.Conv2d:
+        """MediaPipe's last layer (2x2 stride-2 transposed conv + bias) averaged over
+        each 2x2 output block: exactly a 1x1 conv on the decoder features, so the
+        stride-2 logits cost nothing at full resolution. Frozen with the layer it copies."""
+        kernel = self.graph.parameter_for(MEDIAPIPE_SEG_KERNEL)  # C_in x C_out x 2 x 2
+        seg = nn.Conv2d(kernel.shape[0], kernel.shape[1], 1)
+        with torch.no_grad():
+            seg.weight.copy_(kernel.mean(dim=(2, 3)).t()[:, :, None, None])
+            seg.bias.copy_(self.graph.parameter_for(MEDIAPIPE_SEG_BIAS))
+        if any(p is kernel for p in self.frozen):
+            seg.requires_grad_(False)
+            self.frozen += list(seg.parameters())
+        return seg
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         frozen = {id(p) for p in self.frozen}
+        pretrained = list(self.graph.parameters()) + list(self.seg.parameters())
         return {
-            "trimap": [p for p in self.graph.parameters() if id(p) not in frozen] + list(self.unknown.parameters()),
+            "trimap": [p for p in pretrained if id(p) not in frozen] + list(self.unknown.parameters()),
             "alpha": list(self.alpha.parameters()),
             "recurrent": list(self.temporal.parameters()),
         }
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
-        (seg,), taps = self.graph(src.permute(0, 2, 3, 1), taps=(MEDIAPIPE_DECODER, MEDIAPIPE_SHALLOW))
-        seg = seg.permute(0, 3, 1, 2)  # B x 2 x H x W: background, person
+        _, taps = self.graph(src.permute(0, 2, 3, 1), taps=(MEDIAPIPE_DECODER, MEDIAPIPE_SHALLOW))
         decoder, shallow = taps[MEDIAPIPE_DECODER], taps[MEDIAPIPE_SHALLOW]
-        unknown = upsample_to(self.unknown(decoder), src)
-        trimap, state = self.temporal(torch.cat([seg[:, :1], unknown, seg[:, 1:]], 1), decoder, state)
+        # the heads and the matte stay at stride 2, where the decoder's features are:
+        # every full-resolution op cost as much as a decoder layer, and the runtime's
+        # guided upsampler enlarges the matte against the full frame anyway
+        seg = self.seg(decoder)  # B x 2 x H/2 x W/2: background, person logits
+        trimap, state = self.temporal(torch.cat([seg[:, :1], self.unknown(decoder), seg[:, 1:]], 1), decoder, state)
         prob = channel_softmax(trimap)
-        alpha_r = self.alpha(decoder, shallow, src)
+        alpha_r = self.alpha(decoder, shallow, decoder)
         return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=state)
