@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import tempfile
 import time
@@ -166,6 +168,20 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def record_in_manifest(model: Model, row: dict[str, dict[str, float]], command: str) -> None:
+    """Write an engine's measured quality and speed into its own manifest, so
+    ``livematte engines info`` shows numbers this command produced."""
+    path = model.manifest.manifest_path
+    raw = json.loads(path.read_text())
+    raw["metrics"] = {name: {k: round(v, 5) for k, v in values.items()} for name, values in row.items() if name != "speed"}
+    raw["speed"] = {"ms_per_frame": round(row["speed"]["engine_ms_720p"], 2),
+                    "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, ONNX Runtime, 720p frame",
+                    "command": command}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Evaluate engines (and peer models) on ../shared/data.")
     ap.add_argument("engines", nargs="*", help="engine names or manifest/ONNX paths")
@@ -173,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N portraits (default: all 240)")
     ap.add_argument("--clips", type=int, default=12, help="pseudo-video clips per kind (default 12)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    ap.add_argument("--record", action="store_true",
+                    help="write each named engine's results into its manifest (metrics, speed)")
     args = ap.parse_args(argv)
     if not (DATA / "eg1800-portraits").is_dir():
         sys.exit(f"evaluate: error: evaluation data not found at {DATA}")
@@ -185,6 +203,10 @@ def main(argv: list[str] | None = None) -> None:
     except LivematteError as exc:
         sys.exit(f"evaluate: error: {exc}")
     print(format_table(table))
+    if args.record:
+        command = "python -m training.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+        for model in models[: len(args.engines)]:
+            record_in_manifest(model, table[model.label], command)
     if args.json:
         args.json.write_text(json.dumps(table, indent=2) + "\n")
 
