@@ -241,11 +241,24 @@ class StreamSource(_AVSource):
         self.reconnect_for = reconnect_for
         #: how many times the stream dropped and came back
         self.reconnects = 0
-        try:
-            container = self._connect(open_timeout)
-        except av.error.FFmpegError as exc:
-            raise InputError(f"cannot open stream {url}: {_ffmpeg_reason(exc)}") from None
-        super().__init__(container, url)
+        # A receiver that joins between key frames decodes nothing until the next one, which
+        # can be further off than the read timeout (a loaded sender, a long GOP); a timed-out
+        # read cannot be resumed, so reopen until the open timeout is spent.
+        deadline = time.monotonic() + open_timeout
+        while True:
+            try:
+                container = self._connect(max(0.1, deadline - time.monotonic()))
+            except av.error.FFmpegError as exc:
+                raise InputError(f"cannot open stream {url}: {_ffmpeg_reason(exc)}") from None
+            if not container.streams.video:
+                super().__init__(container, url)  # raises the one-line "no video stream" error
+            try:
+                super().__init__(container, url)
+                return
+            except InputError:
+                if time.monotonic() >= deadline:
+                    raise
+                log.debug("no key frame from %s yet; reopening", url)
 
     def _connect(self, open_timeout: float) -> "av.container.InputContainer":
         options = {"fflags": "nobuffer", "flags": "low_delay"}
