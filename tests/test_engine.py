@@ -83,7 +83,8 @@ def _tiny_engine(tmp_path, op_output: str, layout: str, manifest_input: dict, al
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)
     nodes = {"identity": [helper.make_node("Identity", ["x"], ["y"])],
-             "sqrt_neg": [helper.make_node("Neg", ["x"], ["n"]), helper.make_node("Sqrt", ["n"], ["y"])]}[op_output]
+             "sqrt_neg": [helper.make_node("Neg", ["x"], ["n"]), helper.make_node("Sqrt", ["n"], ["y"])],
+             "reciprocal": [helper.make_node("Reciprocal", ["x"], ["y"])]}[op_output]
     graph = helper.make_graph(nodes, "tiny", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -132,6 +133,20 @@ def test_nan_is_clamped_and_reported_once(tmp_path, caplog):
             alpha = matter.infer(rgb).alpha
     assert np.isfinite(alpha).all() and (alpha[:4] == 0).all()
     assert sum("NaN" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_inf_is_clamped_and_reported_once(tmp_path, caplog):
+    # 1/x is +Inf wherever the frame is black
+    manifest = _tiny_engine(tmp_path, "reciprocal", "NHWC", {"scale": 1.0}, {"channel": 0})
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4] = 255
+    matter = Matter(manifest)
+    with caplog.at_level(logging.WARNING, logger="livematte.engine"):
+        for _ in range(3):
+            alpha = matter.infer(rgb).alpha
+    assert np.isfinite(alpha).all() and (alpha[4:] == 1).all()
+    np.testing.assert_allclose(alpha[:4], 1 / 255, rtol=1e-5)
+    assert sum("Inf" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_upsampler_choice_reaches_full_resolution(mediapipe_manifest, eg1800_portrait):
