@@ -158,7 +158,7 @@ MEDIAPIPE_SIZE = (144, 256)
 
 
 class SeededDisentangledMatting(MattingNet):
-    """Encoder + trimap decoder from the MediaPipe graph, fine-tuned.
+    """Encoder + trimap decoder from the MediaPipe graph, frozen or fine-tuned.
 
     The graph's background/person logits become the trimap's background and
     foreground classes; a small head on the decoder features adds the unknown
@@ -172,7 +172,8 @@ class SeededDisentangledMatting(MattingNet):
     (``segment:0``): fine-tuning it on the 1,275 training portraits made it
     worse on held-out ones (IoU 0.966 -> 0.952 with the encoder trained,
     -> 0.961 with only the decoder), so only the unknown-class head, the
-    alpha decoder and the recurrent unit learn.
+    alpha decoder and the recurrent unit learn. All outputs are at stride 2
+    (72x128 for 144x256 in).
     """
 
     recurrent = True
