@@ -136,7 +136,8 @@ def build_manifest(name: str, cfg: TrainConfig, size: tuple[int, int], shape: tu
                 "192 background photos (Urban100, SUN/Hays80, Kodak24, McMaster) for re-composition, plus generated backgrounds",
                 "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
             ],
-            "teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target",
+            **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
+               if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
             "initialisation": "encoder and trimap decoder are MediaPipe selfie segmentation (landscape) weights, "
                               f"frozen up to tensor {cfg.model_args.get('freeze_until')!r}",
             "training_command": training_command,
