@@ -32,6 +32,20 @@ PEERS: dict[str, tuple[str, dict[str, Any]]] = {
         "outputs": {"alpha": {"name": "activation_10", "layout": "NHWC", "channel": 0, "activation": "none"}},
         "license": "Apache-2.0",
     }),
+    # SINet's normalisation is undocumented: this is obs-backgroundremoval's
+    # ((pixel - mean) / (std * 255), BGR), the only one of those measured that
+    # segments (IoU 0.98 on 20 EG1800 portraits; the classic (pixel - mean) / std
+    # and [0, 1] inputs gave 0.53-0.59)
+    "sinet": ("obsbgr__SINet_Softmax_simple.onnx", {
+        "format": "livematte-engine/1",
+        "name": "peer-sinet",
+        "description": "SINet portrait segmentation 320x320, compare-only peer",
+        "input": {"name": "data", "layout": "NCHW", "dtype": "float32", "color": "BGR", "scale": 1.0,
+                  "mean": [102.890434, 111.25247, 126.91212],
+                  "std": [62.93292 * 255.0, 62.82138 * 255.0, 66.355705 * 255.0], "size": [320, 320]},
+        "outputs": {"alpha": {"name": "Softmax/1", "layout": "NCHW", "channel": 1, "activation": "none"}},
+        "license": "GPL-3.0 (compare only, never shipped)",
+    }),
     "rvm": ("PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx", {
         "format": "livematte-engine/1",
         "name": "peer-rvm-mobilenetv3",

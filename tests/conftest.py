@@ -23,12 +23,11 @@ PEERS = SHARED / "peers"
 DATA = SHARED / "data"
 
 MEDIAPIPE_ONNX = PEERS / "obsbgr__mediapipe.onnx"
-SELFIE_ONNX = PEERS / "obsbgr__selfie_segmentation.onnx"
 RVM_ONNX = PEERS / "PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx"
 
 #: the peers' manifests as the package knows them (their ``onnx`` is set per test run)
 PEER_MANIFESTS: dict[str, dict] = {peer: manifest for peer, (_, manifest) in KNOWN_PEERS.items()}
-_PEER_ONNX = {"mediapipe": MEDIAPIPE_ONNX, "selfie": SELFIE_ONNX, "rvm": RVM_ONNX}
+_PEER_ONNX = {peer: PEERS / onnx_name for peer, (onnx_name, _) in KNOWN_PEERS.items()}
 
 
 def write_manifest(directory: Path, data: dict, stem: str) -> Path:
@@ -59,6 +58,12 @@ def selfie_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sinet_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest for the SINet peer (NCHW 320x320, BGR, obs-backgroundremoval's normalisation)."""
+    return _peer_manifest_path(tmp_path_factory, "sinet")
+
+
+@pytest.fixture(scope="session")
 def rvm_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A manifest for the recurrent RVM peer (state r1i..r4i fed back from r1o..r4o)."""
     return _peer_manifest_path(tmp_path_factory, "rvm")
@@ -72,6 +77,11 @@ def mediapipe_manifest(mediapipe_manifest_path: Path) -> EngineManifest:
 @pytest.fixture(scope="session")
 def selfie_manifest(selfie_manifest_path: Path) -> EngineManifest:
     return load_manifest(selfie_manifest_path)
+
+
+@pytest.fixture(scope="session")
+def sinet_manifest(sinet_manifest_path: Path) -> EngineManifest:
+    return load_manifest(sinet_manifest_path)
 
 
 @pytest.fixture(scope="session")

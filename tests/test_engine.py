@@ -19,8 +19,8 @@ def _iou(alpha: np.ndarray, mask: np.ndarray) -> float:
     return float((pred & mask).sum() / (pred | mask).sum())
 
 
-@pytest.mark.parametrize("peer", ["mediapipe_manifest", "selfie_manifest"])
-def test_mediapipe_peers_matte_a_real_portrait(request, peer, eg1800_portrait):
+@pytest.mark.parametrize("peer", ["mediapipe_manifest", "selfie_manifest", "sinet_manifest"])
+def test_segmentation_peers_matte_a_real_portrait(request, peer, eg1800_portrait):
     rgb, mask = eg1800_portrait
     matter = Matter(request.getfixturevalue(peer))
     result = matter.infer(rgb)

@@ -28,8 +28,8 @@ def _require(path: Path) -> None:
         pytest.skip(f"{path} not available")
 
 
-def test_peer_manifests_validate(mediapipe_manifest, selfie_manifest, rvm_manifest):
-    for manifest in (mediapipe_manifest, selfie_manifest, rvm_manifest):
+def test_peer_manifests_validate(mediapipe_manifest, selfie_manifest, sinet_manifest, rvm_manifest):
+    for manifest in (mediapipe_manifest, selfie_manifest, sinet_manifest, rvm_manifest):
         validate_against_graph(manifest)
     assert rvm_manifest.state[0].input == "r1i:0" and rvm_manifest.state[3].output == "r4o"
 

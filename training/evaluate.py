@@ -43,9 +43,8 @@ from .data.pseudo_alpha import PseudoAlpha
 
 SHARED = REPO_ROOT.parent / "shared"
 DATA = SHARED / "data"
-#: peers compared by default; SINet is left out because no input normalisation
-#: we tried gives a sensible matte from the redistributed ONNX (see the note in issue 4)
-DEFAULT_PEERS = ("mediapipe", "selfie", "rvm")
+#: peers compared by default (the models in ../shared/peers)
+DEFAULT_PEERS = ("mediapipe", "selfie", "sinet", "rvm")
 
 
 @dataclass
