@@ -30,7 +30,8 @@ from .config import StageConfig, TrainConfig
 from .data.clips import load_backgrounds
 from .data.dataset import ClipDataset, HoldoutSet, Teacher
 from .data.pseudo_alpha import PseudoAlpha, build_cache, default_cache_dir
-from .models.base import MattingNet, at_size
+from .models.base import MattingNet
+from .models.blocks import upsample_to
 from .models.registry import build_model
 
 CHECKPOINT = "checkpoint.pt"
@@ -91,10 +92,10 @@ def clip_losses(model: MattingNet, batch: dict[str, torch.Tensor], stage: StageC
         alpha_rs.append(out["alpha_r"])
         trimaps.append(out["trimap"])
     gt_flat = gt.flatten(0, 1)
-    size = gt_flat.shape[-2:]
-    alpha = at_size(torch.stack(alphas, 1).flatten(0, 1), size)
-    alpha_r = at_size(torch.stack(alpha_rs, 1).flatten(0, 1), size)
-    trimap_logits = at_size(torch.stack(trimaps, 1).flatten(0, 1), size)
+    # models that predict below the truth's resolution are compared at the truth's
+    alpha = upsample_to(torch.stack(alphas, 1).flatten(0, 1), gt_flat)
+    alpha_r = upsample_to(torch.stack(alpha_rs, 1).flatten(0, 1), gt_flat)
+    trimap_logits = upsample_to(torch.stack(trimaps, 1).flatten(0, 1), gt_flat)
     target = L.trimap_from_alpha(gt_flat)
     w = stage.losses
     terms: dict[str, torch.Tensor] = {}
@@ -130,7 +131,7 @@ def validate(model: MattingNet, holdout: HoldoutSet, device: torch.device) -> di
     model.eval()
     rows = []
     for item in DataLoader(holdout, batch_size=8):
-        alpha = at_size(model(item["src"].to(device))["alpha"], item["alpha"].shape[-2:]).cpu().numpy()[:, 0]
+        alpha = upsample_to(model(item["src"].to(device))["alpha"], item["alpha"]).cpu().numpy()[:, 0]
         for pred, gt in zip(alpha, item["alpha"].numpy()[:, 0]):
             rows.append((metrics.sad(pred, gt), metrics.mse(pred, gt), metrics.iou(pred, gt)))
     model.train()

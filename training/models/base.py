@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = tuple[Tensor, Tensor] | None
@@ -19,7 +17,7 @@ class MattingOutput(TypedDict):
     (h, w) is the input's size or a fraction of it: a real-time engine may
     stop at stride 2 and leave the last enlargement to the runtime's guided
     upsampler; training compares at the truth's resolution
-    (:func:`at_size`)."""
+    (:func:`.blocks.upsample_to`)."""
 
     trimap: Tensor
     trimap_prob: Tensor
@@ -45,9 +43,3 @@ class MattingNet(nn.Module):
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:  # pragma: no cover - interface
         raise NotImplementedError
 
-
-def at_size(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
-    """``x`` bilinearly resized to ``size`` (H, W) when a model predicts below the truth's resolution."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
