@@ -250,13 +250,12 @@ class StreamSource(_AVSource):
                 container = self._connect(max(0.1, deadline - time.monotonic()))
             except av.error.FFmpegError as exc:
                 raise InputError(f"cannot open stream {url}: {_ffmpeg_reason(exc)}") from None
-            if not container.streams.video:
-                super().__init__(container, url)  # raises the one-line "no video stream" error
+            has_video = bool(container.streams.video)
             try:
                 super().__init__(container, url)
                 return
             except InputError:
-                if time.monotonic() >= deadline:
+                if not has_video or time.monotonic() >= deadline:
                     raise
                 log.debug("no key frame from %s yet; reopening", url)
 
