@@ -25,7 +25,8 @@ class EngineError(LivematteError):
 
 
 class DeviceError(LivematteError):
-    """A device is missing: camera, virtual camera, GPU or its libraries."""
+    """A device is missing: camera, virtual camera, GPU or its libraries, or the
+    optional library a feature needs (an extra such as ``[quality]``)."""
 
     exit_code = 4
 
@@ -34,3 +35,14 @@ class OutputError(LivematteError):
     """The output cannot be written (unwritable, exists, disk full)."""
 
     exit_code = 5
+
+
+def first_line(error: object) -> str:
+    """The first line of an error's text, or its type name when it has none.
+
+    Library errors (ONNX, ONNX Runtime, TensorRT, PyAV) carry multi-line
+    reports; the user gets one line (``livematte: error: ...``) and
+    ``--debug`` for the rest.
+    """
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

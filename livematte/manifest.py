@@ -8,14 +8,18 @@ wrong matte later. The format is specified in ``docs/engine-manifest.md``.
 from __future__ import annotations
 
 import ast
+import enum
 import json
 import operator
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from livematte.errors import EngineError
+from livematte.errors import EngineError, first_line
 
+#: the one place the format string is spelled; every manifest is written by
+#: :meth:`EngineManifest.dump`, which stamps it
 FORMAT = "livematte-engine/1"
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR")
@@ -26,25 +30,44 @@ ACTIVATIONS = ("none", "sigmoid", "softmax")
 RATIO = "ratio"
 
 
+class Role(str, enum.Enum):
+    """What an engine is for, which decides who may run it.
+
+    A ``str`` enum, so it compares equal to (and is written as) its JSON value.
+    """
+
+    #: frame -> alpha (and optionally trimap/foreground): run by
+    #: ``livematte.engine.Matter``; the only role ``--model`` accepts
+    MATTING = "matting"
+    #: image + coarse alpha -> refined alpha: run by
+    #: ``livematte.quality.refine.Refiner`` in the quality mode; needs
+    #: ``coarse`` and ``receptive_radius``
+    REFINEMENT = "refinement"
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """How a frame becomes the graph's image tensor: x = (pixel*scale - mean) / std."""
+    """How a frame becomes the graph's image tensor: x = (pixel*scale - mean) / std.
+
+    The defaults are the manifest format's defaults for absent keys.
+    """
 
     name: str
     layout: str
-    dtype: str
-    color: str
-    scale: float
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    #: [H, W] the graph needs, or None when the graph accepts any size
-    size: tuple[int, int] | None
+    dtype: str = "float32"
+    color: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    #: (H, W) the graph needs, in the JSON's and the tensor's order, or None
+    #: when the graph accepts any size
+    size: tuple[int, int] | None = None
     #: dynamic graphs only: H and W are rounded to a multiple of this
-    multiple_of: int
+    multiple_of: int = 1
     #: True when the graph resizes internally by a ratio constant (e.g. RVM):
     #: the runtime then feeds the full frame and passes the ratio instead of
     #: resizing by it itself
-    downsample_in_graph: bool
+    downsample_in_graph: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,7 +96,7 @@ class StateSpec:
     output: str
     #: integers or expressions in H and W (the graph input's height and width)
     shape: tuple[int | str, ...]
-    init: float
+    init: float = 0.0
 
     def shape_for(self, height: int, width: int) -> tuple[int, ...]:
         """The initial tensor shape for a graph input of ``height`` x ``width``."""
@@ -87,8 +110,16 @@ class OutputSpec:
     name: str
     layout: str
     #: the channel to pick after the activation (None: all channels, e.g. trimap)
-    channel: int | None
-    activation: str
+    channel: int | None = None
+    activation: str = "none"
+
+
+@dataclass(frozen=True)
+class CoarseSpec:
+    """A refinement engine's second graph input: the coarse alpha, N x 1 x H x W in [0, 1]."""
+
+    name: str
+    layout: str = "NCHW"
 
 
 @dataclass(frozen=True)
@@ -104,21 +135,98 @@ class OutputsSpec:
 
 @dataclass(frozen=True)
 class EngineManifest:
-    """A parsed, self-consistent engine manifest (not yet checked against its graph)."""
+    """A parsed, self-consistent engine manifest (not yet checked against its graph).
+
+    Built by :func:`load_manifest` from a file, or directly by a writer (the
+    exporters, :mod:`livematte.peers`), which then calls :meth:`dump`: this
+    class is the only code that writes a manifest, so what is written is
+    always something :func:`load_manifest` reads back equal.
+    """
 
     name: str
-    onnx_path: Path
-    manifest_path: Path
-    description: str
+    #: the graph as the manifest names it: relative to the manifest, or absolute
+    onnx: str
     input: InputSpec
-    downsample: tuple[DownsampleRule, ...]
-    constants: tuple[ConstantSpec, ...]
-    state: tuple[StateSpec, ...]
     outputs: OutputsSpec
+    role: Role = Role.MATTING
+    description: str = ""
+    downsample: tuple[DownsampleRule, ...] = ()
+    constants: tuple[ConstantSpec, ...] = ()
+    state: tuple[StateSpec, ...] = ()
+    #: refinement engines only: the coarse-alpha graph input
+    coarse: CoarseSpec | None = None
+    #: refinement engines only: pixels of context one output pixel depends on
+    #: each side, the halo a tile needs to give the same result as a whole image
+    receptive_radius: int | None = None
     provenance: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     metrics: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     speed: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     license: str = ""
+    #: where the manifest was read from (None for one built in memory and not yet dumped)
+    manifest_path: Path | None = field(default=None, compare=False)
+
+    @property
+    def onnx_path(self) -> Path:
+        """The graph's path: ``onnx`` resolved against the manifest's directory."""
+        path = Path(self.onnx)
+        if path.is_absolute() or self.manifest_path is None:
+            return path
+        return self.manifest_path.parent / path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as JSON data, in the documented key order.
+
+        Optional keys are left out when they hold their default, so a manifest
+        that was written sparingly reads back the same after a rewrite.
+        """
+        data: dict[str, Any] = {"format": FORMAT, "name": self.name}
+        if self.role is not Role.MATTING:
+            data["role"] = self.role.value
+        data["onnx"] = self.onnx
+        if self.description:
+            data["description"] = self.description
+        data["input"] = _input_dict(self.input)
+        if self.downsample:
+            data["downsample"] = [{"max_side": r.max_side, "ratio": r.ratio} for r in self.downsample]
+        if self.constants:
+            data["constants"] = [{"name": c.name, "dtype": c.dtype, "value": c.value} for c in self.constants]
+        if self.state:
+            data["state"] = [{"input": s.input, "output": s.output, "shape": list(s.shape), "init": s.init}
+                             for s in self.state]
+        if self.coarse is not None:
+            data["coarse"] = {"name": self.coarse.name, "layout": self.coarse.layout}
+        if self.receptive_radius is not None:
+            data["receptive_radius"] = self.receptive_radius
+        data["outputs"] = {"alpha": _output_dict(self.outputs.alpha, keep_channel=True)}
+        for key in ("trimap", "foreground"):
+            spec = getattr(self.outputs, key)
+            if spec is not None:
+                data["outputs"][key] = _output_dict(spec, keep_channel=False)
+        for key in ("provenance", "metrics", "speed"):
+            if getattr(self, key):
+                data[key] = dict(getattr(self, key))
+        if self.license:
+            data["license"] = self.license
+        return data
+
+    def dump(self, path: str | Path | None = None) -> Path:
+        """Write the manifest to ``path`` (default: where it was read from) and return the path.
+
+        Written under a temporary name and renamed, so a reader never sees
+        half a manifest. ``onnx`` is written as it is: a relative graph path
+        stays relative to wherever the manifest goes.
+        """
+        target = Path(path) if path is not None else self.manifest_path
+        if target is None:
+            raise ValueError(f"engine {self.name!r}: dump() needs a path for a manifest built in memory")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
 
     def ratio_for(self, frame_height: int, frame_width: int) -> float:
         """The internal downsample ratio for a frame of this size (1.0 without rules)."""
@@ -138,6 +246,27 @@ class EngineManifest:
             max(m, round(frame_height * ratio / m) * m),
             max(m, round(frame_width * ratio / m) * m),
         )
+
+
+def _input_dict(spec: InputSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": spec.name, "layout": spec.layout, "dtype": spec.dtype, "color": spec.color,
+                            "scale": spec.scale, "mean": list(spec.mean), "std": list(spec.std),
+                            "size": list(spec.size) if spec.size is not None else None}
+    if spec.size is None or spec.multiple_of != 1:
+        data["multiple_of"] = spec.multiple_of
+    if spec.downsample_in_graph:
+        data["downsample_in_graph"] = True
+    return data
+
+
+def _output_dict(spec: OutputSpec, keep_channel: bool) -> dict[str, Any]:
+    # alpha's channel defaults to 0 when absent, the others' to None (all
+    # channels), so alpha always states it and the others only when set
+    data: dict[str, Any] = {"name": spec.name, "layout": spec.layout}
+    if keep_channel or spec.channel is not None:
+        data["channel"] = spec.channel
+    data["activation"] = spec.activation
+    return data
 
 
 # --- safe evaluation of state shape expressions ------------------------------
@@ -229,6 +358,14 @@ class _Fields:
     def sub(self, key: str) -> "_Fields":
         return _Fields(self.get(key, dict), f"{self.where}.{key}", self.source)
 
+    def only(self, known: tuple[str, ...]) -> None:
+        """Refuse keys the format does not define: a misspelt optional key
+        (``mutliple_of``) would otherwise be dropped silently, and a rewrite
+        by :meth:`EngineManifest.dump` would lose it."""
+        for key in self.data:
+            if key not in known:
+                raise self.fail(key, "is not a manifest field (see docs/engine-manifest.md)")
+
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -241,31 +378,41 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_INPUT_DEFAULTS = InputSpec(name="", layout="NCHW")
+_INPUT_KEYS = tuple(InputSpec.__dataclass_fields__)
+_OUTPUT_KEYS = ("name", "layout", "channel", "activation")
+_TOP_KEYS = ("format", "name", "role", "onnx", "description", "input", "downsample", "constants", "state",
+             "coarse", "receptive_radius", "outputs", "provenance", "metrics", "speed", "license")
+
+
 def _parse_input(f: _Fields) -> InputSpec:
-    size = f.get("size", (list, type(None)), default=None)
+    f.only(_INPUT_KEYS)
+    d = _INPUT_DEFAULTS
+    size = f.get("size", (list, type(None)), default=d.size)
     if size is not None and (len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size)):
         raise f.fail("size", "must be [H, W] with positive integers, or null")
-    std = f.triple("std", (1.0, 1.0, 1.0))
+    std = f.triple("std", d.std)
     if any(s == 0 for s in std):
         raise f.fail("std", "must not contain 0")
-    multiple_of = f.get("multiple_of", int, default=1)
+    multiple_of = f.get("multiple_of", int, default=d.multiple_of)
     if multiple_of < 1:
         raise f.fail("multiple_of", "must be at least 1")
     return InputSpec(
         name=f.get("name", str),
         layout=f.get("layout", str, choices=LAYOUTS),
-        dtype=f.get("dtype", str, default="float32", choices=DTYPES),
-        color=f.get("color", str, default="RGB", choices=COLORS),
-        scale=float(f.get("scale", (int, float), default=1.0 / 255.0)),
-        mean=f.triple("mean", (0.0, 0.0, 0.0)),
+        dtype=f.get("dtype", str, default=d.dtype, choices=DTYPES),
+        color=f.get("color", str, default=d.color, choices=COLORS),
+        scale=float(f.get("scale", (int, float), default=d.scale)),
+        mean=f.triple("mean", d.mean),
         std=std,
         size=tuple(size) if size is not None else None,
         multiple_of=multiple_of,
-        downsample_in_graph=f.get("downsample_in_graph", bool, default=False),
+        downsample_in_graph=f.get("downsample_in_graph", bool, default=d.downsample_in_graph),
     )
 
 
 def _parse_output(f: _Fields, default_channel: int | None) -> OutputSpec:
+    f.only(_OUTPUT_KEYS)
     return OutputSpec(
         name=f.get("name", str),
         layout=f.get("layout", str, choices=LAYOUTS),
@@ -280,6 +427,7 @@ def _parse_list(f: _Fields, key: str) -> list[_Fields]:
 
 
 def _parse_state(f: _Fields) -> StateSpec:
+    f.only(("input", "output", "shape", "init"))
     shape = f.get("shape", list)
     for dim in shape:
         if not (isinstance(dim, str) or (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0)):
@@ -294,69 +442,101 @@ def _parse_state(f: _Fields) -> StateSpec:
     return spec
 
 
-def _parse(data: Any, source: Path) -> EngineManifest:
+def _parse_downsample(f: _Fields) -> DownsampleRule:
+    f.only(("max_side", "ratio"))
+    ratio = float(f.get("ratio", (int, float)))
+    if not 0 < ratio <= 1:
+        raise f.fail("ratio", "must be in (0, 1]")
+    return DownsampleRule(max_side=f.get("max_side", int), ratio=ratio)
+
+
+def _parse_constant(f: _Fields) -> ConstantSpec:
+    f.only(("name", "dtype", "value"))
+    value = f.get("value", (int, float, str))
+    if isinstance(value, str) and value != RATIO:
+        raise f.fail("value", f"must be a number or {RATIO!r}, not {value!r}")
+    return ConstantSpec(
+        name=f.get("name", str),
+        dtype=f.get("dtype", str, default="float32", choices=DTYPES),
+        value=value if isinstance(value, str) else float(value),
+    )
+
+
+def _parse_outputs(f: _Fields) -> OutputsSpec:
+    f.only(("alpha", "trimap", "foreground"))
+    optional = {key: _parse_output(f.sub(key), default_channel=None)
+                for key in ("trimap", "foreground") if f.get(key, dict, default=None) is not None}
+    return OutputsSpec(alpha=_parse_output(f.sub("alpha"), default_channel=0), **optional)
+
+
+def _parse_coarse(f: _Fields) -> CoarseSpec | None:
+    if f.get("coarse", dict, default=None) is None:
+        return None
+    coarse = f.sub("coarse")
+    coarse.only(("name", "layout"))
+    return CoarseSpec(name=coarse.get("name", str), layout=coarse.get("layout", str, default="NCHW", choices=LAYOUTS))
+
+
+def parse_manifest(data: Any, source: Path) -> EngineManifest:
+    """A manifest from JSON data that lives (or will live) at ``source``.
+
+    ``source`` names the file in error messages and anchors a relative
+    ``onnx`` path. Writers that hold JSON-shaped data (:mod:`livematte.peers`)
+    go through here, so what they write has passed the same checks as
+    what the runtime reads.
+    """
     root = _Fields(data, "manifest", source)
+    root.only(_TOP_KEYS)
     fmt = root.get("format", str)
     if fmt != FORMAT:
         raise EngineError(f"{source}: format {fmt!r} is not supported (expected {FORMAT!r})")
-    input_spec = _parse_input(root.sub("input"))
-
-    rules = []
-    for rule in _parse_list(root, "downsample"):
-        ratio = float(rule.get("ratio", (int, float)))
-        if not 0 < ratio <= 1:
-            raise rule.fail("ratio", "must be in (0, 1]")
-        rules.append(DownsampleRule(max_side=rule.get("max_side", int), ratio=ratio))
-    rules.sort(key=lambda r: r.max_side)
-
-    constants = []
-    for const in _parse_list(root, "constants"):
-        value = const.get("value", (int, float, str))
-        if isinstance(value, str) and value != RATIO:
-            raise const.fail("value", f"must be a number or {RATIO!r}, not {value!r}")
-        constants.append(ConstantSpec(
-            name=const.get("name", str),
-            dtype=const.get("dtype", str, default="float32", choices=DTYPES),
-            value=value if isinstance(value, str) else float(value),
-        ))
-
-    outputs = root.sub("outputs")
-    trimap = outputs.get("trimap", dict, default=None)
-    foreground = outputs.get("foreground", dict, default=None)
-    outputs_spec = OutputsSpec(
-        alpha=_parse_output(outputs.sub("alpha"), default_channel=0),
-        trimap=_parse_output(outputs.sub("trimap"), default_channel=None) if trimap is not None else None,
-        foreground=_parse_output(outputs.sub("foreground"), default_channel=None) if foreground is not None else None,
-    )
-
-    onnx_name = root.get("onnx", str)
-    onnx_path = Path(onnx_name)
-    if not onnx_path.is_absolute():
-        onnx_path = source.parent / onnx_path
-
+    radius = root.get("receptive_radius", int, default=None)
+    if radius is not None and radius < 0:
+        raise root.fail("receptive_radius", "must be a non-negative integer")
     manifest = EngineManifest(
         name=root.get("name", str),
-        onnx_path=onnx_path,
-        manifest_path=source,
+        onnx=root.get("onnx", str),
+        role=Role(root.get("role", str, default=Role.MATTING.value, choices=tuple(r.value for r in Role))),
         description=root.get("description", str, default=""),
-        input=input_spec,
-        downsample=tuple(rules),
-        constants=tuple(constants),
+        input=_parse_input(root.sub("input")),
+        downsample=tuple(sorted((_parse_downsample(r) for r in _parse_list(root, "downsample")),
+                                key=lambda r: r.max_side)),
+        constants=tuple(_parse_constant(c) for c in _parse_list(root, "constants")),
         state=tuple(_parse_state(s) for s in _parse_list(root, "state")),
-        outputs=outputs_spec,
+        coarse=_parse_coarse(root),
+        receptive_radius=radius,
+        outputs=_parse_outputs(root.sub("outputs")),
         provenance=root.get("provenance", dict, default={}),
         metrics=root.get("metrics", dict, default={}),
         speed=root.get("speed", dict, default={}),
         license=root.get("license", str, default=""),
+        manifest_path=source,
     )
-    _check_consistency(manifest)
+    check_consistency(manifest)
     return manifest
 
 
-def _check_consistency(m: EngineManifest) -> None:
-    """Rules that need no graph: names unique, ratio available where it is used."""
-    src = m.manifest_path
+def graph_input_names(m: EngineManifest) -> dict[str, str]:
+    """Every graph input the manifest feeds -> which part of the manifest names it."""
+    declared = {m.input.name: "input.name"}
+    declared.update({c.name: f"constant {c.name!r}" for c in m.constants})
+    declared.update({s.input: f"state input {s.input!r}" for s in m.state})
+    if m.coarse is not None:
+        declared[m.coarse.name] = "coarse.name"
+    return declared
+
+
+def check_consistency(m: EngineManifest) -> None:
+    """Rules that need no graph: names unique, ratio available where it is used,
+    the refinement keys present exactly on refinement engines.
+
+    :func:`parse_manifest` applies them; a writer that builds an
+    :class:`EngineManifest` directly calls this before :meth:`~EngineManifest.dump`.
+    """
+    src = m.manifest_path or f"engine {m.name!r}"
     inputs = [m.input.name] + [c.name for c in m.constants] + [s.input for s in m.state]
+    if m.coarse is not None:
+        inputs.append(m.coarse.name)
     dup = {n for n in inputs if inputs.count(n) > 1}
     if dup:
         raise EngineError(f"{src}: graph input name(s) used twice: {', '.join(sorted(dup))}")
@@ -368,6 +548,15 @@ def _check_consistency(m: EngineManifest) -> None:
         raise EngineError(f"{src}: input.downsample_in_graph needs a constant with value {RATIO!r}")
     if m.input.size is not None and m.input.downsample_in_graph:
         raise EngineError(f"{src}: input.downsample_in_graph only applies to graphs with size null")
+    refinement_keys = m.coarse is not None or m.receptive_radius is not None
+    if m.role is Role.REFINEMENT:
+        if m.coarse is None or m.receptive_radius is None:
+            raise EngineError(f"{src}: a refinement engine needs 'coarse' and 'receptive_radius'")
+        if m.input.layout != "NCHW" or m.coarse.layout != "NCHW":
+            raise EngineError(f"{src}: refinement engines must use layout NCHW for input and coarse")
+    elif refinement_keys:
+        raise EngineError(f"{src}: 'coarse' and 'receptive_radius' belong to role {Role.REFINEMENT.value!r} "
+                          f"engines, this one is {m.role.value!r}")
 
 
 def load_manifest(path: str | Path) -> EngineManifest:
@@ -388,7 +577,7 @@ def load_manifest(path: str | Path) -> EngineManifest:
         raise EngineError(f"{json_path}: cannot read manifest: {exc}") from None
     except json.JSONDecodeError as exc:
         raise EngineError(f"{json_path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return _parse(data, json_path.resolve())
+    return parse_manifest(data, json_path.resolve())
 
 
 # --- checking a manifest against its graph -----------------------------------
@@ -423,16 +612,13 @@ def validate_against_graph(manifest: EngineManifest, onnx_path: str | Path | Non
         onnx.checker.check_model(str(path))
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # the checker raises several unrelated types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EngineError(f"{where}: {path.name} is not a valid ONNX model: {first}") from None
+        raise EngineError(f"{where}: {path.name} is not a valid ONNX model: {first_line(exc)}") from None
 
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
     graph_outputs = {o.name: o for o in model.graph.output}
 
-    declared = {manifest.input.name: "input.name"}
-    declared.update({c.name: f"constant {c.name!r}" for c in manifest.constants})
-    declared.update({s.input: f"state input {s.input!r}" for s in manifest.state})
+    declared = graph_input_names(manifest)
     missing = [n for n in declared if n not in graph_inputs]
     if missing:
         raise EngineError(

@@ -7,37 +7,35 @@ ship. A user who has one of them writes its manifest with
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from livematte.manifest import FORMAT, parse_manifest
 
 _RGB_UNIT = {"layout": "NHWC", "dtype": "float32", "color": "RGB",
              "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
 
-#: peer name -> (usual ONNX file name, manifest without its "onnx" field)
+
+def _mediapipe(name: str, variant: str, size: list[int], alpha: dict[str, Any]) -> dict[str, Any]:
+    """A MediaPipe selfie segmentation model: the two variants differ in size and output head."""
+    return {"name": name, "description": f"MediaPipe selfie segmentation, {variant}",
+            "input": {"name": "input_1:0", **_RGB_UNIT, "size": size},
+            "outputs": {"alpha": {**alpha, "layout": "NHWC"}}, "license": "Apache-2.0"}
+
+
+#: peer name -> (usual ONNX file name, manifest without its "format" and "onnx" fields)
 PEERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "mediapipe": ("obsbgr__mediapipe.onnx", {
-        "format": "livematte-engine/1",
-        "name": "peer-mediapipe-landscape",
-        "description": "MediaPipe selfie segmentation, landscape 144x256",
-        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [144, 256]},
-        "outputs": {"alpha": {"name": "segment:0", "layout": "NHWC", "channel": 1, "activation": "softmax"}},
-        "license": "Apache-2.0",
-    }),
-    "selfie": ("obsbgr__selfie_segmentation.onnx", {
-        "format": "livematte-engine/1",
-        "name": "peer-selfie-square",
-        "description": "MediaPipe selfie segmentation, general 256x256",
-        "input": {"name": "input_1:0", **_RGB_UNIT, "size": [256, 256]},
-        "outputs": {"alpha": {"name": "activation_10", "layout": "NHWC", "channel": 0, "activation": "none"}},
-        "license": "Apache-2.0",
-    }),
+    "mediapipe": ("obsbgr__mediapipe.onnx", _mediapipe(
+        "peer-mediapipe-landscape", "landscape 144x256", [144, 256],
+        {"name": "segment:0", "channel": 1, "activation": "softmax"})),
+    "selfie": ("obsbgr__selfie_segmentation.onnx", _mediapipe(
+        "peer-selfie-square", "general 256x256", [256, 256],
+        {"name": "activation_10", "channel": 0, "activation": "none"})),
     # SINet's normalisation is undocumented: this is obs-backgroundremoval's
     # ((pixel - mean) / (std * 255), BGR), the only one of those measured that
     # segments (IoU 0.98 on 20 EG1800 portraits; the classic (pixel - mean) / std
     # and [0, 1] inputs gave 0.53-0.59)
     "sinet": ("obsbgr__SINet_Softmax_simple.onnx", {
-        "format": "livematte-engine/1",
         "name": "peer-sinet",
         "description": "SINet portrait segmentation 320x320, compare-only peer",
         "input": {"name": "data", "layout": "NCHW", "dtype": "float32", "color": "BGR", "scale": 1.0,
@@ -47,7 +45,6 @@ PEERS: dict[str, tuple[str, dict[str, Any]]] = {
         "license": "GPL-3.0 (compare only, never shipped)",
     }),
     "rvm": ("PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx", {
-        "format": "livematte-engine/1",
         "name": "peer-rvm-mobilenetv3",
         "description": "RobustVideoMatting MobileNetV3 (recurrent), compare-only peer",
         "input": {"name": "src", **_RGB_UNIT, "size": None, "multiple_of": 2, "downsample_in_graph": True},
@@ -65,7 +62,6 @@ def write_peer_manifest(peer: str, onnx_path: str | Path, out_dir: str | Path) -
     """Write ``out_dir/<peer>.json`` pointing at ``onnx_path`` (absolute) and return it."""
     if peer not in PEERS:
         raise KeyError(f"unknown peer {peer!r}; known: {', '.join(sorted(PEERS))}")
-    data = dict(PEERS[peer][1], onnx=str(Path(onnx_path).resolve()))
-    path = Path(out_dir) / f"{peer}.json"
-    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    return path
+    path = Path(out_dir).resolve() / f"{peer}.json"
+    data = {"format": FORMAT, **PEERS[peer][1], "onnx": str(Path(onnx_path).resolve())}
+    return parse_manifest(data, path).dump()

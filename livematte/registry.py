@@ -10,7 +10,7 @@ import importlib.resources
 from pathlib import Path
 
 from livematte.errors import EngineError
-from livematte.manifest import EngineManifest, load_manifest, validate_against_graph
+from livematte.manifest import EngineManifest, Role, load_manifest, validate_against_graph
 
 #: the engine used when ``--model`` is not given
 DEFAULT_ENGINE = "lm-mobile-recurrent"
@@ -47,7 +47,7 @@ def _looks_like_path(name_or_path: str) -> bool:
 
 
 def find_engine(name_or_path: str) -> EngineManifest:
-    """Load and validate an engine given its registry name or an .onnx/.json path.
+    """Load and validate a matting engine given its registry name or an .onnx/.json path.
 
     Validation against the graph happens here, once, so a manifest that does
     not match its ONNX is reported before any video is opened.
@@ -59,6 +59,9 @@ def find_engine(name_or_path: str) -> EngineManifest:
         if name_or_path not in engines:
             raise EngineError(_unknown_engine_message(name_or_path, sorted(engines)))
         manifest = engines[name_or_path]
+    if manifest.role is not Role.MATTING:
+        raise EngineError(f"engine {manifest.name!r} is a {manifest.role.value} engine, not a matting engine: "
+                          "it cannot matte frames on its own")
     validate_against_graph(manifest)
     return manifest
 

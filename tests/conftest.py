@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livematte.manifest import EngineManifest, load_manifest
-from livematte.peers import PEERS as KNOWN_PEERS
+from livematte.manifest import FORMAT, EngineManifest, load_manifest
+from livematte.peers import PEERS as KNOWN_PEERS, write_peer_manifest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PEERS = SHARED / "peers"
@@ -26,7 +26,7 @@ MEDIAPIPE_ONNX = PEERS / "obsbgr__mediapipe.onnx"
 RVM_ONNX = PEERS / "PeterL1n__rvm_mobilenetv3_from_tfjs_int8weights_fp32.onnx"
 
 #: the peers' manifests as the package knows them (their ``onnx`` is set per test run)
-PEER_MANIFESTS: dict[str, dict] = {peer: manifest for peer, (_, manifest) in KNOWN_PEERS.items()}
+PEER_MANIFESTS: dict[str, dict] = {peer: {"format": FORMAT, **manifest} for peer, (_, manifest) in KNOWN_PEERS.items()}
 _PEER_ONNX = {peer: PEERS / onnx_name for peer, (onnx_name, _) in KNOWN_PEERS.items()}
 
 
@@ -41,8 +41,7 @@ def _peer_manifest_path(tmp_path_factory: pytest.TempPathFactory, peer: str) -> 
     onnx_path = _PEER_ONNX[peer]
     if not onnx_path.is_file():
         pytest.skip(f"peer model {onnx_path} not available")
-    data = dict(PEER_MANIFESTS[peer], onnx=str(onnx_path))
-    return write_manifest(tmp_path_factory.mktemp(f"peer-{peer}"), data, peer)
+    return write_peer_manifest(peer, onnx_path, tmp_path_factory.mktemp(f"peer-{peer}"))
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from livematte.manifest import FORMAT
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: colours of the synthetic clip: the "person" disc and the background
@@ -153,7 +155,7 @@ def write_keyer_engine(directory: Path, name: str = "red-keyer", size: tuple[int
     onnx.checker.check_model(model)
     onnx.save(model, str(directory / f"{name}.onnx"))
     manifest = {
-        "format": "livematte-engine/1",
+        "format": FORMAT,
         "name": name,
         "onnx": f"{name}.onnx",
         "description": "test keyer: red means person",

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from livematte.engine import STAGES, Matter
-from livematte.manifest import load_manifest
+from livematte.manifest import FORMAT, load_manifest
 
 from conftest import write_manifest
 
@@ -89,7 +89,7 @@ def _tiny_engine(tmp_path, op_output: str, layout: str, manifest_input: dict, al
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "tiny.onnx")
-    data = {"format": "livematte-engine/1", "name": "tiny", "onnx": "tiny.onnx",
+    data = {"format": FORMAT, "name": "tiny", "onnx": "tiny.onnx",
             "input": {"name": "x", "layout": layout, "size": [8, 8], **manifest_input},
             "outputs": {"alpha": {"name": "y", "layout": layout, **alpha}}}
     return load_manifest(write_manifest(tmp_path, data, "tiny"))

@@ -75,7 +75,7 @@ def test_every_key_field_changes_the_digest(tiny, tmp_path: Path) -> None:
                 _key(tiny, tensorrt_version="10.4.0"), _key(tiny, precision="fp32")]
     other_onnx = tmp_path / "other.onnx"
     other_onnx.write_bytes(tiny.onnx_path.read_bytes() + b"\0")  # one byte differs
-    variants.append(_key(replace(tiny, onnx_path=other_onnx)))
+    variants.append(_key(replace(tiny, onnx=str(other_onnx))))
     static = trt_cache.profile_shapes(tiny)
     wider = {name: trt_cache.ShapeRange(r.min, r.opt, tuple(d + 1 for d in r.max)) for name, r in static.items()}
     variants.append(_key(tiny, profiles=wider))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from livematte.errors import EngineError
-from livematte.manifest import evaluate_dim, load_manifest, validate_against_graph
+from livematte.manifest import Role, evaluate_dim, load_manifest, validate_against_graph
 from livematte.registry import DEFAULT_ENGINE, find_engine, list_engines
 
 from conftest import MEDIAPIPE_ONNX, PEER_MANIFESTS, RVM_ONNX, write_manifest
@@ -84,6 +84,11 @@ def test_rvm_state_mismatches_are_engine_errors(tmp_path, edit, message):
     (lambda d: d["input"].pop("name"), "'manifest.input.name' is missing"),
     (lambda d: d["input"].update(layout="HWC"), "must be one of NCHW, NHWC"),
     (lambda d: d["outputs"]["alpha"].update(activation="relu"), "activation"),
+    (lambda d: d["input"].update(mutliple_of=16), "'manifest.input.mutliple_of' is not a manifest field"),
+    (lambda d: d.update(metrics_note="x"), "'manifest.metrics_note' is not a manifest field"),
+    (lambda d: d.update(role="segmentation"), "must be one of matting, refinement"),
+    (lambda d: d.update(role="refinement"), "needs 'coarse' and 'receptive_radius'"),
+    (lambda d: d.update(receptive_radius=4), "belong to role 'refinement' engines"),
 ])
 def test_malformed_manifest_names_the_field(tmp_path, edit, message):
     with pytest.raises(EngineError, match=message):
@@ -146,3 +151,34 @@ def test_installed_engines_validate():
     for manifest in list_engines():
         validate_against_graph(manifest)
         json.loads(manifest.manifest_path.read_text(encoding="utf-8"))
+
+
+SHIPPED = sorted((REPO / "engines").rglob("*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_manifests_are_rewritten_byte_for_byte(tmp_path, path):
+    manifest = load_manifest(path)
+    written = manifest.dump(tmp_path / path.name)
+    assert written.read_bytes() == path.read_bytes()
+
+
+def test_dump_round_trips_every_part_of_the_format(tmp_path, rvm_manifest, mediapipe_manifest):
+    refine = load_manifest(REPO / "engines" / "refinement" / "lm-refine.json")
+    documented = load_manifest(REPO / "docs" / "examples" / "obsbgr__mediapipe.json")
+    # RVM: downsample rules, a ratio constant, state, a foreground output; lm-refine: the
+    # refinement keys and nested metrics; the documented example: a relative ../ graph path
+    for manifest in (rvm_manifest, mediapipe_manifest, refine, documented):
+        moved = tmp_path / manifest.manifest_path.parent.name
+        moved.mkdir(exist_ok=True)
+        again = load_manifest(manifest.dump(moved / manifest.manifest_path.name))
+        assert again == manifest
+        assert again.to_dict() == manifest.to_dict()
+    assert refine.role is Role.REFINEMENT and refine.coarse.name == "coarse" and refine.receptive_radius == 8
+
+
+def test_refinement_engine_validates_but_is_not_a_matting_engine():
+    path = REPO / "engines" / "refinement" / "lm-refine.json"
+    validate_against_graph(load_manifest(path))  # its coarse input counts as fed
+    with pytest.raises(EngineError, match="is a refinement engine, not a matting engine"):
+        find_engine(str(path))

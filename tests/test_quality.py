@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from livematte.engine import Matter
+from livematte.manifest import FORMAT
 from livematte.metrics import dtssd, sad, unknown_region
 from livematte.quality import QualityMatter
 from livematte.quality.band import band_radius, trimap_from_alpha, trimap_from_probabilities
@@ -126,7 +127,7 @@ def write_conv_refiner(directory: Path, seed: int = 0) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, directory / "test-refine.onnx")
     manifest = {
-        "format": "livematte-engine/1", "name": "test-refine", "role": "refinement",
+        "format": FORMAT, "name": "test-refine", "role": "refinement",
         "onnx": "test-refine.onnx",
         "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",
                   "scale": 1 / 255, "size": None},
@@ -293,3 +294,23 @@ def test_cli_quality_mode_high_end_to_end(mediapipe_manifest_path, portrait, tmp
     changed = [np.mean(h != r) for h, r in zip(mattes["high"], mattes["realtime"])]
     assert all(0.005 < c < 0.5 for c in changed)  # the band was re-solved, the rest kept
 
+
+
+def test_quality_mode_without_the_extra_says_what_to_install(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.media_helpers import cli_env, leftovers, one_error_line, write_clip as write_test_clip, \
+        write_keyer_engine
+
+    clip = write_test_clip(tmp_path / "in.mp4", frames=4)
+    keyer = write_keyer_engine(tmp_path)
+    out = tmp_path / "out.mp4"
+    # None in sys.modules makes "import pymatting" fail as if it were not installed
+    hide = ("import runpy, sys; sys.modules['pymatting'] = None; "
+            "sys.argv = ['livematte'] + sys.argv[1:]; runpy.run_module('livematte', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", hide, "process", str(clip), str(out), "--model", str(keyer),
+                             "--quality", "high"], capture_output=True, text=True, timeout=120, env=cli_env())
+    assert result.returncode == 4
+    assert "pip install 'livematte[quality]'" in one_error_line(result.stderr)
+    assert not out.exists() and leftovers(tmp_path) == []

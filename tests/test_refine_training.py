@@ -85,3 +85,16 @@ def test_command_exports_an_engine_the_runtime_runs_like_torch(data, tmp_path):
         expected = model(torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32)[None] / 255.0),
                          torch.from_numpy(coarse)[None, None])[0, 0].numpy()
     np.testing.assert_allclose(runtime, expected, atol=1e-4)
+
+
+def test_refine_writes_the_shipped_manifest(tmp_path):
+    """training.refine's manifest for the shipped engine is the shipped file, given its provenance and numbers."""
+    from pathlib import Path
+
+    from livematte.manifest import load_manifest
+    from training.refine import refinement_manifest
+
+    path = Path(__file__).resolve().parents[1] / "engines" / "refinement" / "lm-refine.json"
+    shipped = load_manifest(path)
+    built = refinement_manifest("lm-refine", "lm-refine.onnx", dict(shipped.provenance), dict(shipped.metrics))
+    assert built.dump(tmp_path / "lm-refine.json").read_bytes() == path.read_bytes()

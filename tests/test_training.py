@@ -172,3 +172,34 @@ def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatc
     validate_against_graph(manifest)
     assert [s.input for s in manifest.state] == ["h_in", "c_in"]
     assert "research" in manifest.license
+
+
+def test_export_writes_the_shipped_manifest(tmp_path: Path) -> None:
+    """What training.export writes for the shipped config is the shipped manifest, save the
+    revision it records and the numbers measured later."""
+    from dataclasses import replace
+
+    from training.export import build_manifest
+
+    shipped = load_manifest(REPO / "engines" / "lm-mobile-recurrent.json")
+    cfg = TrainConfig.load(REPO / "training" / "configs" / "lm-mobile-recurrent.json")
+    built = build_manifest("lm-mobile-recurrent", cfg, cfg.clip_config(1).size, (1, 16, 18, 32),
+                           shipped.provenance["training_command"])
+    built = replace(built, provenance={**built.provenance, "git_revision": shipped.provenance["git_revision"]},
+                    metrics=shipped.metrics, speed=shipped.speed)
+    written = built.dump(tmp_path / "lm-mobile-recurrent.json")
+    assert written.read_bytes() == (REPO / "engines" / "lm-mobile-recurrent.json").read_bytes()
+
+
+def test_evaluate_record_rewrites_only_metrics_and_speed(tmp_path: Path) -> None:
+    import shutil
+
+    from training.evaluate import Model, record_in_manifest
+
+    path = Path(shutil.copy(REPO / "engines" / "lm-mobile-recurrent.json", tmp_path))
+    before = load_manifest(path)
+    row = {"set-a": {"SAD": 1.234567891}, "speed": {"engine_ms_720p": 4.5678}}
+    record_in_manifest(Model(before.name, before, True), row, "python -m training.evaluate x --record")
+    after = load_manifest(path)
+    assert after.metrics == {"set-a": {"SAD": 1.23457}} and after.speed["ms_per_frame"] == 4.57
+    assert after == before and after.provenance == before.provenance and after.license == before.license

@@ -10,6 +10,8 @@ import json
 import warnings
 from pathlib import Path
 
+from livematte.manifest import FORMAT
+
 HEIGHT, WIDTH = 32, 48
 STATE_CHANNELS = 4
 
@@ -42,7 +44,7 @@ def export_tiny_recurrent(directory: Path, name: str = "tiny-recurrent") -> Path
         torch.onnx.export(model, example, str(onnx_path), input_names=["src", "h_in"],
                           output_names=["alpha", "h_out"], opset_version=17, dynamo=False)
     manifest = {
-        "format": "livematte-engine/1",
+        "format": FORMAT,
         "name": name,
         "onnx": onnx_path.name,
         "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",

@@ -24,7 +24,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -170,15 +170,11 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
 def record_in_manifest(model: Model, row: dict[str, dict[str, float]], command: str) -> None:
     """Write an engine's measured quality and speed into its own manifest, so
     ``livematte engines info`` shows numbers this command produced."""
-    path = model.manifest.manifest_path
-    raw = json.loads(path.read_text())
-    raw["metrics"] = {name: {k: round(v, 5) for k, v in values.items()} for name, values in row.items() if name != "speed"}
-    raw["speed"] = {"ms_per_frame": round(row["speed"]["engine_ms_720p"], 2),
-                    "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, ONNX Runtime, 720p frame",
-                    "command": command}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(raw, indent=2) + "\n")
-    os.replace(tmp, path)
+    metrics = {name: {k: round(v, 5) for k, v in values.items()} for name, values in row.items() if name != "speed"}
+    speed = {"ms_per_frame": round(row["speed"]["engine_ms_720p"], 2),
+             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, ONNX Runtime, 720p frame",
+             "command": command}
+    replace(model.manifest, metrics=metrics, speed=speed).dump()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,11 +12,11 @@ and the TensorRT op check must pass.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from livematte.errors import LivematteError
+from livematte.manifest import EngineManifest, InputSpec, OutputSpec, OutputsSpec, StateSpec, load_manifest
 from livematte.onnx_check import check_model
 from livematte.torch_graph import OnnxTorchGraph
 
@@ -115,41 +117,36 @@ def git_revision() -> str:
 
 
 def build_manifest(name: str, cfg: TrainConfig, size: tuple[int, int], shape: tuple[int, ...],
-                   training_command: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                   training_command: str) -> EngineManifest:
+    """The manifest of an exported recurrent engine at graph ``size`` (H, W) with state ``shape``."""
     stride_h, stride_w = size[0] // shape[2], size[1] // shape[3]
-    manifest: dict[str, Any] = {
-        "format": "livematte-engine/1",
-        "name": name,
-        "onnx": f"{name}.onnx",
-        "description": f"Real-time recurrent human matting ({cfg.model}), {size[1]}x{size[0]} internal, ConvLSTM state",
-        "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB", "scale": 1.0 / 255.0,
-                  "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "size": list(size)},
-        "state": [{"input": f"{k}_in", "output": f"{k}_out", "shape": [1, shape[1], f"H/{stride_h}", f"W/{stride_w}"],
-                   "init": 0.0} for k in ("h", "c")],
-        "outputs": {"alpha": {"name": "alpha", "layout": "NCHW", "channel": 0, "activation": "none"},
-                    "trimap": {"name": "trimap", "layout": "NCHW", "activation": "none"}},
-        "provenance": {
-            "model": cfg.model,
-            "training_data": [
-                "EG1800 training portraits (1,339 Flickr photos with the authors' hand-labelled person masks; "
-                f"the last {cfg.holdout} ids held out), masks turned into soft alphas by closed-form matting in a band",
-                "192 background photos (Urban100, SUN/Hays80, Kodak24, McMaster) for re-composition, plus generated backgrounds",
-                "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
-            ],
-            **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
-               if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
-            "initialisation": "encoder and trimap decoder are MediaPipe selfie segmentation (landscape) weights, "
-                              f"frozen up to tensor {cfg.model_args.get('freeze_until')!r}",
-            "training_command": training_command,
-            "git_revision": git_revision(),
-        },
-        "metrics": {},
-        "speed": {},
-        "license": LICENCE,
+    provenance: dict[str, Any] = {
+        "model": cfg.model,
+        "training_data": [
+            "EG1800 training portraits (1,339 Flickr photos with the authors' hand-labelled person masks; "
+            f"the last {cfg.holdout} ids held out), masks turned into soft alphas by closed-form matting in a band",
+            "192 background photos (Urban100, SUN/Hays80, Kodak24, McMaster) for re-composition, plus generated backgrounds",
+            "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
+        ],
+        **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
+           if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
+        "initialisation": "encoder and trimap decoder are MediaPipe selfie segmentation (landscape) weights, "
+                          f"frozen up to tensor {cfg.model_args.get('freeze_until')!r}",
+        "training_command": training_command,
+        "git_revision": git_revision(),
     }
-    if extra:
-        manifest.update(extra)
-    return manifest
+    return EngineManifest(
+        name=name,
+        onnx=f"{name}.onnx",
+        description=f"Real-time recurrent human matting ({cfg.model}), {size[1]}x{size[0]} internal, ConvLSTM state",
+        input=InputSpec(name="src", layout="NCHW", size=(size[0], size[1])),
+        state=tuple(StateSpec(input=f"{k}_in", output=f"{k}_out",
+                              shape=(1, shape[1], f"H/{stride_h}", f"W/{stride_w}")) for k in ("h", "c")),
+        outputs=OutputsSpec(alpha=OutputSpec("alpha", "NCHW", channel=0),
+                            trimap=OutputSpec("trimap", "NCHW")),
+        provenance=provenance,
+        license=LICENCE,
+    )
 
 
 def export_engine(checkpoint: Path, name: str, out_dir: Path, training_command: str) -> Path:
@@ -169,10 +166,9 @@ def export_engine(checkpoint: Path, name: str, out_dir: Path, training_command: 
         manifest = build_manifest(name, cfg, size, shape, training_command)
         previous = out_dir / f"{name}.json"
         if previous.exists():  # keep measured numbers of an earlier export of the same engine
-            old = json.loads(previous.read_text())
-            manifest["metrics"], manifest["speed"] = old.get("metrics", {}), old.get("speed", {})
-        manifest_tmp = Path(tmp) / f"{name}.json"
-        manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+            old = load_manifest(previous)
+            manifest = replace(manifest, metrics=old.metrics, speed=old.speed)
+        manifest_tmp = manifest.dump(Path(tmp) / f"{name}.json")
         os.replace(onnx_tmp, out_dir / f"{name}.onnx")
         os.replace(manifest_tmp, out_dir / f"{name}.json")
     print(f"exported {out_dir / name}.onnx ({(out_dir / f'{name}.onnx').stat().st_size / 1e6:.2f} MB), "
@@ -189,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     try:
         export_engine(args.checkpoint, args.name, args.out, args.training_command)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, LivematteError) as exc:
         sys.exit(f"export: error: {exc}")
 
 

@@ -14,9 +14,15 @@ import io
 
 import cv2
 import numpy as np
-from pymatting import estimate_alpha_cf, estimate_foreground_ml
 
+from livematte.errors import DeviceError
 from livematte.quality.band import BACKGROUND, FOREGROUND, UNKNOWN
+
+try:
+    from pymatting import estimate_alpha_cf, estimate_foreground_ml
+except ImportError as exc:  # an optional extra: say what to install, in one line (exit code 4)
+    raise DeviceError(f"the quality mode needs pymatting ({exc.name or 'pymatting'} is not installed): "
+                      "pip install 'livematte[quality]'") from None
 
 DEFAULT_MAX_PIXELS = 500_000
 """Working-resolution cap of one solve (pixels of the band's bounding box)."""

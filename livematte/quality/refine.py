@@ -6,22 +6,21 @@ with a halo of that many context pixels and only its core is kept, so the
 stitched result equals a whole-image run exactly while memory stays bounded
 by the tile size, and tiles without any band pixel are never run at all.
 
-A refinement manifest is an ordinary ``livematte-engine/1`` manifest (its
-``input`` is the RGB image) with ``"role": "refinement"``, a second graph
-input ``coarse`` (N x 1 x H x W alpha in [0, 1]) and ``receptive_radius``.
+A refinement manifest is an ordinary engine manifest (its ``input`` is the
+RGB image) with ``"role": "refinement"``, a second graph input ``coarse``
+(N x 1 x H x W alpha in [0, 1]) and ``receptive_radius``; see
+``docs/engine-manifest.md``.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from livematte.errors import EngineError
-from livematte.manifest import EngineManifest, load_manifest
+from livematte.manifest import EngineManifest, Role, load_manifest
 
-ROLE = "refinement"
 DEFAULT_TILE = 512
 
 
@@ -35,19 +34,13 @@ class Refiner:
 
     def __init__(self, path: str | Path, tile: int = DEFAULT_TILE, threads: int = 1):
         self.manifest: EngineManifest = load_manifest(path)
-        extra = json.loads(self.manifest.manifest_path.read_text(encoding="utf-8"))
-        if extra.get("role") != ROLE:
-            raise EngineError(f"{self.manifest.manifest_path}: not a refinement engine (role must be {ROLE!r})")
-        coarse = extra.get("coarse")
-        radius = extra.get("receptive_radius")
-        if not isinstance(coarse, dict) or not isinstance(coarse.get("name"), str):
-            raise EngineError(f"{self.manifest.manifest_path}: 'coarse.name' is missing")
-        if not isinstance(radius, int) or radius < 0:
-            raise EngineError(f"{self.manifest.manifest_path}: 'receptive_radius' must be a non-negative integer")
-        if self.manifest.input.layout != "NCHW":
-            raise EngineError(f"{self.manifest.manifest_path}: refinement engines must use layout NCHW")
-        self.coarse_name: str = coarse["name"]
-        self.halo = radius
+        # the parser has checked that a refinement manifest has both keys and layout NCHW
+        if self.manifest.role is not Role.REFINEMENT or self.manifest.coarse is None \
+                or self.manifest.receptive_radius is None:
+            raise EngineError(f"{self.manifest.manifest_path}: not a refinement engine "
+                              f"(role must be {Role.REFINEMENT.value!r})")
+        self.coarse_name: str = self.manifest.coarse.name
+        self.halo: int = self.manifest.receptive_radius
         self.tile = tile
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
