@@ -21,7 +21,7 @@ from livematte.quality.band import BACKGROUND, FOREGROUND, UNKNOWN
 try:
     from pymatting import estimate_alpha_cf, estimate_foreground_ml
 except ImportError as exc:  # an optional extra: say what to install, in one line (exit code 4)
-    raise DeviceError(f"the quality mode needs pymatting ({exc.name or 'pymatting'} is not installed): "
+    raise DeviceError(f"the quality mode needs the package {exc.name or 'pymatting'!r}, which is not installed: "
                       "pip install 'livematte[quality]'") from None
 
 DEFAULT_MAX_PIXELS = 500_000
