@@ -333,12 +333,12 @@ class Compositor:
         if self.smoother is not None:
             a = self.smoother(a)
         spill = None
+        background = self.background(rgb)  # from the frame, never from a solved foreground
         if foreground is not None:
             rgb = _foreground_u8(foreground, self.shape)
         elif self.decontaminate:
             # one whole-frame enlargement costs less than one warp per soft tile (measured)
             spill = cv2.resize(estimate_old_background(rgb, a), self.size, interpolation=cv2.INTER_LINEAR)
-        background = self.background(rgb)
         if background is None:
             a3 = cv2.merge([a, a, a])
             # straight (not premultiplied) colour: F = (alpha * F) / alpha, 0 where alpha is 0

@@ -218,3 +218,14 @@ def test_blend_covers_every_soft_pixel_of_a_real_matte(soft_alpha_samples):
     expected = w * rgb + (1.0 - w) * np.array([40, 40, 200], np.float64)
     assert ((a > 0) & (a < 255)).mean() > 0.02  # the matte really is soft in places
     assert np.abs(out - expected).max() <= 1.0  # two roundings of half a level each
+
+
+def test_a_solved_foreground_leaves_the_blurred_background_to_the_frame():
+    # --quality high passes the solved foreground; the blur behind the person must still come from the frame
+    rng = np.random.default_rng(5)
+    frame, alpha = _frame(4), _alpha()
+    foreground = rng.integers(0, 256, frame.shape).astype(np.uint8)
+    compositor = Compositor("blur:9", WH)
+    with_foreground = compositor.compose(frame, alpha, foreground)
+    plain = compositor.compose(frame, alpha)
+    np.testing.assert_array_equal(with_foreground[alpha == 0], plain[alpha == 0])
