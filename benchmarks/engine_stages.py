@@ -25,7 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without pip install
 
-from livematte.compositor import Compositor, cover  # noqa: E402
+from livematte.backgrounds import cover  # noqa: E402
+from livematte.compositor import Compositor  # noqa: E402
 from livematte.engine import STAGES, Matter  # noqa: E402
 from livematte.errors import LivematteError  # noqa: E402
 from livematte.peers import PEERS, write_peer_manifest  # noqa: E402

@@ -41,7 +41,7 @@ def bench_one(
 ) -> BenchRow:
     """Measure one engine at one frame size (the clip is generated in ``workdir``);
     ``threads`` is the CPU backend's intra-op thread count (None: its default)."""
-    from livematte.compositor import Compositor, parse_background
+    from livematte.compositor import Compositor
     from livematte.engine import Matter
     from livematte.registry import find_engine
     from livematte.sinks import VideoFileSink
@@ -56,7 +56,7 @@ def bench_one(
         matter.infer(_first_frame(clip))  # warm-up: session creation is not per-frame cost
         matter.reset()
         sink = VideoFileSink(Path(tmp) / "out.mp4", source.size, source.fps, source.time_base)
-        pipeline = Pipeline(source, matter, Compositor(parse_background(background), source.size), [sink])
+        pipeline = Pipeline(source, matter, Compositor(background, source.size), [sink])
         result = pipeline.run()
         matter.close()
     return BenchRow(

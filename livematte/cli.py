@@ -73,12 +73,11 @@ def _quality_job(source, matter, args: argparse.Namespace):
 
 def _compositor(bg: str | None, alpha: bool, size: tuple[int, int]):
     """The compositor for frames of ``size`` (width, height)."""
-    from livematte.compositor import Compositor, parse_background
+    from livematte.compositor import Compositor
 
     if alpha and bg not in (None, "transparent"):
         raise InputError("--alpha keeps the background transparent; drop --bg or drop --alpha")
-    spec = parse_background("transparent" if alpha else (bg or "blur"))
-    return Compositor(spec, size)
+    return Compositor("transparent" if alpha else (bg or "blur"), size)
 
 
 def _open_all(openers: Sequence[Callable[[], object]]) -> list:
@@ -314,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine = argparse.ArgumentParser(add_help=False)
     engine.add_argument("--model", default=DEFAULT_ENGINE, help=f"engine name or path to an .onnx with its .json (default {DEFAULT_ENGINE})")
     engine.add_argument("--backend", default="cpu", help="cpu, onnxruntime-gpu, tensorrt or torch (default cpu)")
-    engine.add_argument("--bg", help="background: blur[:RADIUS], '#rrggbb', image file, video file (looped) or transparent (default blur)")
+    engine.add_argument("--bg", help="background: blur[:RADIUS] (the person left out), bokeh[:RADIUS] (blurrier farther from the person), "
+                             "'#rrggbb' or a colour name, image file, video file (looped) or transparent (default blur)")
 
     parser = argparse.ArgumentParser(prog="livematte", description="Real-time human matting for video files, webcams and streams.",
                                      parents=[common])

@@ -1,4 +1,4 @@
-"""Fast area-averaging shrink, shared by the engine, the upsampler and the compositor.
+"""Fast area-averaging shrink, shared by the engine, the upsampler, the compositor and the backgrounds.
 
 OpenCV's INTER_AREA is the right filter for shrinking video frames (no
 aliasing) but slow for non-integer factors: 1080p to 256x144 costs ~11 ms of
@@ -28,3 +28,17 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if (h, w) == (height, width):
         return image
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def to_long_side(image: np.ndarray, side: int, area: bool = True) -> np.ndarray:
+    """A reduced copy whose long side is about ``side`` (never enlarged).
+
+    ``area=False`` samples the nearest pixel instead of averaging: enough where
+    the caller averages many samples anyway, and cheaper.
+    """
+    h, w = image.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    width, height = max(1, round(w * scale)), max(1, round(h * scale))
+    if area:
+        return shrink(image, width, height)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)

@@ -51,8 +51,8 @@ def astronaut() -> tuple[np.ndarray, np.ndarray]:
     return rgb, alpha
 
 
-def _background(width: int, height: int, t: float) -> np.ndarray:
-    """A teal-to-violet gradient with slowly drifting translucent discs."""
+def scene_background(width: int, height: int, t: float) -> np.ndarray:
+    """The background at time ``t`` s: a teal-to-violet gradient with slowly drifting translucent discs."""
     y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     top, bottom = np.array([30, 120, 140], np.float32), np.array([90, 40, 120], np.float32)
     bg = np.broadcast_to(top + (bottom - top) * y, (height, width, 3)).astype(np.uint8)
@@ -89,7 +89,7 @@ def sample_frames(
         alpha[y0:y1, x0:x1] = matte[y0 - y : y1 - y, x0 - x : x1 - x]
         fg = np.zeros((height, width, 3), np.float32)
         fg[y0:y1, x0:x1] = person[y0 - y : y1 - y, x0 - x : x1 - x]
-        bg = _background(width, height, t).astype(np.float32)
+        bg = scene_background(width, height, t).astype(np.float32)
         a = alpha[:, :, None]
         frame = np.clip(fg * a + bg * (1 - a) + 0.5, 0, 255).astype(np.uint8)
         yield frame, alpha

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -127,3 +128,31 @@ def soft_alpha_samples() -> list[tuple[np.ndarray, np.ndarray]]:
     """Real photos with soft ground-truth alpha (AISegment humans + two alphamatting.com hair/fur images)."""
     pairs = _pairs("aisegment-matting-human-samples", "alpha") + _pairs("alphamatting-lowres-train", "alpha")[:2]
     return [(read_rgb(i), read_grey(a)) for i, a in pairs]
+
+
+@pytest.fixture(scope="session")
+def image_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60x240 image, red ramping 0..239 left to right, blue 200: wider than 16:9, so covering crops the sides."""
+    image = np.zeros((60, 240, 3), np.uint8)
+    image[:, :, 0] = np.arange(240, dtype=np.uint8)[None, :]
+    image[:, :, 2] = 200
+    path = tmp_path_factory.mktemp("bg") / "wide.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five frames, each one flat grey level: 20, 70, 120, 170, 220."""
+    path = tmp_path_factory.mktemp("bg") / "levels.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.qscale = 1
+        for level in (20, 70, 120, 170, 220):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from livematte.cli import main
-from livematte.compositor import Compositor, parse_background
+from livematte.compositor import Compositor
 from livematte.engine import Matter
 from livematte.errors import DeviceError, EngineError
 from livematte.manifest import load_manifest, validate_against_graph
@@ -122,7 +122,7 @@ def test_camera_unplugged_for_good_keeps_emitting_then_keeps_the_recording(tmp_p
     clip.unlink()  # the open handle still reads the 10 frames, then the camera is gone
     record, live = tmp_path / "rec.mp4", _ArrivalSink()
     sinks = [VideoFileSink(record, source.size, source.fps), live]
-    pipeline = Pipeline(source, Matter(find_engine(str(keyer))), Compositor(parse_background("#00ff00"), source.size),
+    pipeline = Pipeline(source, Matter(find_engine(str(keyer))), Compositor("#00ff00", source.size),
                         sinks)
     with pytest.raises(DeviceError, match="stopped delivering"):
         pipeline.run()

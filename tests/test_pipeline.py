@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livematte.compositor import Compositor, parse_background
+from livematte.compositor import Compositor
 from livematte.engine import Matter
 from livematte.registry import find_engine
 from livematte.pipeline import Pipeline
@@ -29,7 +29,7 @@ def keyer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _pipeline(source, manifest: Path, sinks, matte_sinks=(), bg: str = "#00ff00", **kwargs) -> Pipeline:
     matter = Matter(find_engine(str(manifest)))
-    compositor = Compositor(parse_background(bg), source.size)
+    compositor = Compositor(bg, source.size)
     return Pipeline(source, matter, compositor, sinks, matte_sinks=matte_sinks, **kwargs)
 
 

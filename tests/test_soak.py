@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livematte.compositor import Compositor, parse_background
+from livematte.compositor import Compositor
 from livematte.engine import Matter
 from livematte.pipeline import LiveStats, Pipeline
 from livematte.registry import find_engine
@@ -65,7 +65,7 @@ def test_live_soak_memory_flat_and_no_drift(tmp_path: Path) -> None:
     try:
         source = StreamSource(url, open_timeout=10)
         matter = Matter(find_engine(str(write_keyer_engine(tmp_path))))
-        pipeline = Pipeline(source, matter, Compositor(parse_background("blur"), source.size), [_CountingSink()],
+        pipeline = Pipeline(source, matter, Compositor("blur", source.size), [_CountingSink()],
                             duration=seconds, on_live_stats=lambda st: samples.append((time.monotonic(), _rss_bytes(), st)))
         result = pipeline.run()
     finally:
