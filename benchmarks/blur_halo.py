@@ -6,7 +6,7 @@ On the sample clip, whose true alpha and true background are known, it
 compares each blurred background with the true background blurred (what a
 blur would show with nobody in front of it) on the pure-background pixels
 within two radii of the person: the plain blur of the whole frame that
-livematte used before (:func:`plain_blur`, kept here only to compare) against
+livematte used before (:class:`PlainBlur`, kept here only to compare) against
 the halo-free blur given the true matte, and the median time each takes per
 frame (and the bokeh's: a busy machine makes means noisy).
 """
@@ -22,18 +22,32 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livematte.backgrounds import Blur, Bokeh  # noqa: E402
+from livematte.backgrounds import Background, Blur, Bokeh  # noqa: E402
 from livematte.resize import to_long_side  # noqa: E402
 from livematte.sample import sample_frames, scene_background  # noqa: E402
 
 
-def plain_blur(rgb: np.ndarray, alpha: np.ndarray, radius: int) -> np.ndarray:
-    """The blur livematte had before: the whole frame, person included, at the same working size."""
-    h, w = rgb.shape[:2]
-    small = to_long_side(rgb, 320)
-    sigma = max(0.5, radius * small.shape[1] / w / 2.0)
-    small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+class PlainBlur(Background):
+    """The blur livematte had before: the whole frame, person included, at the same working size.
+
+    Not registered: ``--bg`` never offers it; it is here to show what the halo-free blur fixed.
+    """
+
+    usage = "(not offered)"
+
+    def __init__(self, radius: int):
+        self.radius = radius
+
+    @classmethod
+    def parse(cls, text: str) -> None:
+        return None
+
+    def render(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        small = to_long_side(rgb, 320)
+        sigma = max(0.5, self.radius * small.shape[1] / w / 2.0)
+        small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def main() -> int:
@@ -45,7 +59,7 @@ def main() -> int:
     width, height = map(int, args.size.split("x"))
     fps = 30.0
     blur = Blur(args.radius)
-    kinds = {"plain blur (before)": lambda rgb, alpha: plain_blur(rgb, alpha, args.radius),
+    kinds = {"plain blur (before)": PlainBlur(args.radius).render,
              "halo-free blur": blur.render, f"bokeh:{args.radius}": Bokeh(args.radius).render}
     errors: dict[str, list[np.ndarray]] = {name: [] for name in kinds}
     seconds: dict[str, list[float]] = {name: [] for name in kinds}

@@ -122,7 +122,7 @@ def main() -> int:
     print(f"\ncompositor, mean ms per frame over {args.frames} frames, wall / process CPU")
     print(f"{'background':14} {'frame':>9} {'decontaminate':>16} {'plain':>16}")
     images = sorted(BACKGROUNDS.rglob("*.jpg")) + sorted(BACKGROUNDS.rglob("*.png"))
-    kinds = ["#00b140", "blur", "transparent"] + ([str(images[0])] if images else [])
+    kinds = ["#00b140", "blur", "bokeh", "transparent"] + ([str(images[0])] if images else [])
     for spec in kinds:
         for height, width in SIZES:
             frame, matte = cover(rgb, (height, width)), cover(alpha, (height, width))
