@@ -24,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livematte.quality.band import BACKGROUND, FOREGROUND, trimap_from_masks
+
 WORK_SIZE = (300, 400)  # (W, H) of the cached alphas; EG1800 photos are 600x800
 
 
@@ -41,13 +43,10 @@ def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
     Hand-drawn masks are off by a few pixels at hair and shoulders; the band
     must cover that error, or closed-form matting inherits it.
     """
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    binary = (mask > 0.5).astype(np.uint8)
-    fg = cv2.erode(binary, kernel)
-    bg = cv2.erode(1 - binary, kernel)
+    labels = trimap_from_masks(mask > 0.5, mask <= 0.5, band)  # the runtime's band, in pymatting's values
     trimap = np.full(mask.shape, 0.5, np.float64)
-    trimap[fg > 0] = 1.0
-    trimap[bg > 0] = 0.0
+    trimap[labels == FOREGROUND] = 1.0
+    trimap[labels == BACKGROUND] = 0.0
     return trimap
 
 
