@@ -18,6 +18,7 @@ import numpy as np
 from livematte.backends import create_backend
 from livematte.backends.base import MattingBackend
 from livematte.manifest import RATIO, EngineManifest, OutputSpec
+from livematte.normalise import InputNormaliser
 from livematte.resize import shrink
 from livematte.upsample import make_upsampler
 
@@ -130,14 +131,10 @@ class Matter:
         self.backend: MattingBackend | None = None
         self._graph_size: tuple[int, int] | None = None
         self._warned_nonfinite = False
-        spec = manifest.input
-        std = np.asarray(spec.std, np.float32)
-        # x = (pixel * scale - mean) / std, folded into one multiply-add
-        self._gain = np.float32(spec.scale) / std
-        self._offset = -np.asarray(spec.mean, np.float32) / std
-        self._input_dtype = np.dtype(spec.dtype)
-        if spec.size is not None:
-            self._ensure_backend(spec.size)
+        #: the graph's image tensor for an RGB uint8 image already at the graph's size
+        self.normalise = InputNormaliser(manifest.input)
+        if manifest.input.size is not None:
+            self._ensure_backend(manifest.input.size)
 
     def _ensure_backend(self, graph_size: tuple[int, int]) -> MattingBackend:
         if self.backend is None or graph_size != self._graph_size:
@@ -169,17 +166,6 @@ class Matter:
         if gh <= h and gw <= w:
             return shrink(rgb, gw, gh)
         return cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_LINEAR)
-
-    def normalise(self, image: np.ndarray) -> np.ndarray:
-        """The graph's image tensor for an RGB uint8 image already at the graph's size."""
-        spec = self.manifest.input
-        if spec.color == "BGR":
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        x = np.multiply(image, self._gain, dtype=np.float32)
-        x += self._offset
-        if spec.layout == "NCHW":
-            x = x.transpose(2, 0, 1)
-        return np.ascontiguousarray(x[None], dtype=self._input_dtype)
 
     def preprocess(self, rgb: np.ndarray, graph_size: tuple[int, int]) -> np.ndarray:
         """The graph's image tensor for an RGB uint8 frame."""

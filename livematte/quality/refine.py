@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from livematte.errors import EngineError
 from livematte.manifest import EngineManifest, Role, load_manifest
+from livematte.normalise import InputNormaliser
 
 DEFAULT_TILE = 512
 
@@ -50,16 +51,10 @@ class Refiner:
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises several unrelated types for bad graphs
             raise EngineError(f"{self.manifest.onnx_path}: cannot load refinement graph: {exc}") from None
-        spec = self.manifest.input
-        std = np.asarray(spec.std, np.float32)
-        self._gain = (np.float32(spec.scale) / std).reshape(3, 1, 1)
-        self._offset = (-np.asarray(spec.mean, np.float32) / std).reshape(3, 1, 1)
-        self._bgr = spec.color == "BGR"
+        self._normalise = InputNormaliser(self.manifest.input)
 
     def _run(self, rgb: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-        pixels = rgb[:, :, ::-1] if self._bgr else rgb
-        image = pixels.transpose(2, 0, 1).astype(np.float32) * self._gain + self._offset
-        feeds = {self.manifest.input.name: image[None],
+        feeds = {self.manifest.input.name: self._normalise(rgb),
                  self.coarse_name: coarse[None, None].astype(np.float32)}
         (alpha,) = self.session.run([self.manifest.outputs.alpha.name], feeds)
         return alpha[0, 0]
