@@ -38,9 +38,11 @@ def _write_clip(path: Path, size: tuple[int, int], frames: int, fps: float = 30.
 def bench_one(
     model: str, size: tuple[int, int], frames: int, backend: str = "cpu", background: str = "blur",
     upsampler: str = "guided", workdir: Path | None = None, threads: int | None = None,
+    precision: str = "auto",
 ) -> BenchRow:
     """Measure one engine at one frame size (the clip is generated in ``workdir``);
-    ``threads`` is the CPU backend's intra-op thread count (None: its default)."""
+    ``threads`` is the CPU backend's intra-op thread count (None: its default),
+    ``precision`` the backend's ``--precision``."""
     from livematte.compositor import Compositor
     from livematte.engine import Matter
     from livematte.registry import find_engine
@@ -52,7 +54,7 @@ def bench_one(
         clip = Path(tmp) / f"clip-{size[0]}x{size[1]}.mp4"
         _write_clip(clip, size, frames)
         source = open_source(str(clip))
-        matter = Matter(manifest, backend=backend, upsampler=upsampler, threads=threads)
+        matter = Matter(manifest, backend=backend, upsampler=upsampler, threads=threads, precision=precision)
         matter.infer(_first_frame(clip))  # warm-up: session creation is not per-frame cost
         matter.reset()
         sink = VideoFileSink(Path(tmp) / "out.mp4", source.size, source.fps, source.time_base)
@@ -80,10 +82,11 @@ def _first_frame(clip: Path):
 
 def run_benchmark(
     models: Sequence[str], sizes: Sequence[tuple[int, int]], frames: int = 90, backend: str = "cpu",
-    background: str = "blur", upsampler: str = "guided", threads: int | None = None,
+    background: str = "blur", upsampler: str = "guided", threads: int | None = None, precision: str = "auto",
 ) -> list[BenchRow]:
     """Every model at every size, in order."""
-    return [bench_one(m, s, frames, backend, background, upsampler, threads=threads) for m in models for s in sizes]
+    return [bench_one(m, s, frames, backend, background, upsampler, threads=threads, precision=precision)
+            for m in models for s in sizes]
 
 
 def format_table(rows: Sequence[BenchRow]) -> str:

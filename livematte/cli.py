@@ -58,7 +58,7 @@ def _load_matter(args: argparse.Namespace):
     from livematte.registry import find_engine
 
     manifest = find_engine(args.model)
-    return Matter(manifest, backend=args.backend)
+    return Matter(manifest, backend=args.backend, precision=args.precision)
 
 
 def _quality_job(source, matter, args: argparse.Namespace):
@@ -276,7 +276,7 @@ def cmd_engines_build(args: argparse.Namespace) -> int:
     manifest = find_engine(args.name)
     progress = None if args.quiet else (lambda line: print(f"livematte: {line}", file=sys.stderr))
     try:
-        path = build_engine_cache(manifest, "fp32" if args.fp32 else "fp16", progress)
+        path = build_engine_cache(manifest, args.precision, progress)
     except BackendUnavailable as exc:
         raise DeviceError(f"backend 'tensorrt' is unavailable: {exc}") from None
     print(path)
@@ -295,9 +295,44 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from livematte.bench import format_table, run_benchmark
 
-    rows = run_benchmark([args.model], sizes=args.sizes, frames=args.frames, backend=args.backend)
+    rows = run_benchmark([args.model], sizes=args.sizes, frames=args.frames, backend=args.backend,
+                         precision=args.precision)
     print(format_table(rows))
     return 0
+
+
+# --------------------------------------------------------------------------- backend and precision options
+
+
+def _backend_name(text: str) -> str:
+    """``--backend`` value: a name from the backend registry, else a bad option (exit 2)."""
+    from livematte.backends import UnknownBackend, backend_spec
+
+    try:
+        return backend_spec(text).name
+    except UnknownBackend as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _backend_options() -> argparse.ArgumentParser:
+    """``--backend`` and ``--precision``, defined once for process, webcam and bench."""
+    from livematte.backends import DEFAULT_BACKEND, backend_help
+
+    options = argparse.ArgumentParser(add_help=False, parents=[_precision_option()])
+    options.add_argument("--backend", type=_backend_name, default=DEFAULT_BACKEND, metavar="NAME",
+                         help=f"{backend_help()} (default {DEFAULT_BACKEND})")
+    return options
+
+
+def _precision_option() -> argparse.ArgumentParser:
+    """``--precision``, shared by the runtime commands and ``engines build`` so both mean the same plan."""
+    from livematte.backends import PRECISIONS
+
+    option = argparse.ArgumentParser(add_help=False)
+    option.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="GPU arithmetic: auto (fp16 where the GPU has fast fp16, else fp32), fp16 or fp32; "
+                             "the CPU backend runs fp32 (default auto)")
+    return option
 
 
 # --------------------------------------------------------------------------- parser
@@ -310,9 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only print errors")
 
-    engine = argparse.ArgumentParser(add_help=False)
+    engine = argparse.ArgumentParser(add_help=False, parents=[_backend_options()])
     engine.add_argument("--model", default=DEFAULT_ENGINE, help=f"engine name or path to an .onnx with its .json (default {DEFAULT_ENGINE})")
-    engine.add_argument("--backend", default="cpu", help="cpu, onnxruntime-gpu, tensorrt or torch (default cpu)")
     engine.add_argument("--bg", help="background: blur[:RADIUS] (the person left out), bokeh[:RADIUS] (blurrier farther from the person), "
                              "'#rrggbb' or a colour name, image file, video file (looped) or transparent (default blur)")
 
@@ -357,10 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = esub.add_parser("info", parents=[common], help="what an engine's manifest says")
     info.add_argument("name", help="engine name or path")
     info.set_defaults(func=cmd_engines_info)
-    build = esub.add_parser("build", parents=[common], help="build and cache an engine's TensorRT plan ahead of first use")
+    build = esub.add_parser("build", parents=[common, _precision_option()],
+                            help="build and cache an engine's TensorRT plan ahead of first use")
     build.add_argument("name", help="engine name or path")
     build.add_argument("--backend", choices=["tensorrt"], default="tensorrt", help="only tensorrt needs a build (default)")
-    build.add_argument("--fp32", action="store_true", help="force fp32 (default: fp16 where the GPU has fast fp16)")
+    build.add_argument("--fp32", dest="precision", action="store_const", const="fp32", help="same as --precision fp32")
     build.set_defaults(func=cmd_engines_build)
 
     s = sub.add_parser("sample", parents=[common], help="generate the sample clip (NASA astronaut over a moving background)")
@@ -371,9 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an existing file")
     s.set_defaults(func=cmd_sample)
 
-    b = sub.add_parser("bench", parents=[common], help="per-stage and end-to-end speed of an engine")
+    b = sub.add_parser("bench", parents=[common, _backend_options()], help="per-stage and end-to-end speed of an engine")
     b.add_argument("--model", default=DEFAULT_ENGINE, help="engine name or path")
-    b.add_argument("--backend", default="cpu")
     b.add_argument("--frames", type=int, default=90, help="frames per size (default 90)")
     b.add_argument("--sizes", type=_size, nargs="+", default=[(1280, 720), (1920, 1080)], help="WIDTHxHEIGHT ...")
     b.set_defaults(func=cmd_bench)

@@ -110,7 +110,8 @@ class Matter:
     ``upsampler`` is ``guided`` or ``bilinear``; ``scene_cut_threshold``
     (None disables) is the :class:`SceneCutDetector` threshold; ``threads``
     is the CPU backend's intra-op thread count (None: ONNX Runtime's
-    default). The backend
+    default); ``precision`` is ``auto``, ``fp16`` or ``fp32``
+    (:data:`livematte.backends.PRECISIONS`). The backend
     is built for the graph size of the first frame and rebuilt when the
     frame size changes the graph size.
     """
@@ -122,10 +123,12 @@ class Matter:
         upsampler: str = "guided",
         scene_cut_threshold: float | None = 40.0,
         threads: int | None = None,
+        precision: str = "auto",
     ):
         self.manifest = manifest
         self.backend_name = backend
         self.threads = threads
+        self.precision = precision
         self.upsample = make_upsampler(upsampler)
         self.scene_cuts = SceneCutDetector(scene_cut_threshold) if scene_cut_threshold is not None else None
         self.backend: MattingBackend | None = None
@@ -140,7 +143,7 @@ class Matter:
         if self.backend is None or graph_size != self._graph_size:
             if self.backend is not None:
                 self.backend.close()
-            self.backend = create_backend(self.backend_name, self.manifest, graph_size, self.threads)
+            self.backend = create_backend(self.backend_name, self.manifest, graph_size, self.threads, self.precision)
             self._graph_size = graph_size
         return self.backend
 

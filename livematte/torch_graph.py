@@ -42,6 +42,42 @@ def _conv_padding(x: Tensor, pads: list[int] | None, spatial: int) -> tuple[Tens
     return F.pad(x, flat), 0
 
 
+def _divide(a: Tensor, b: Tensor) -> Tensor:
+    """ONNX Div: integer tensors (shape arithmetic) divide with truncation, not to float."""
+    if a.is_floating_point() or b.is_floating_point():
+        return torch.div(a, b)
+    return torch.div(a, b, rounding_mode="trunc")
+
+
+#: ONNX element types Cast may target -> torch dtypes
+_TORCH_DTYPES = {
+    onnx.TensorProto.FLOAT: torch.float32, onnx.TensorProto.FLOAT16: torch.float16,
+    onnx.TensorProto.DOUBLE: torch.float64, onnx.TensorProto.BFLOAT16: torch.bfloat16,
+    onnx.TensorProto.INT64: torch.int64, onnx.TensorProto.INT32: torch.int32,
+    onnx.TensorProto.INT16: torch.int16, onnx.TensorProto.INT8: torch.int8,
+    onnx.TensorProto.UINT8: torch.uint8, onnx.TensorProto.BOOL: torch.bool,
+}
+
+
+def _cast(x: Tensor, to: int) -> Tensor:
+    """ONNX Cast to element type ``to``.
+
+    A float target keeps a float tensor's dtype: the module runs every float
+    at one precision (fp16 on the GPU), and an fp32 island would make the next
+    op mix dtypes. Integer and boolean tensors (shape arithmetic, pads) become
+    float32, and any tensor cast to an integer or bool type is converted for
+    real (floats truncate toward zero, as in ONNX Runtime).
+    """
+    target = _TORCH_DTYPES.get(to)
+    if target is None:
+        raise NotImplementedError(f"Cast to ONNX type {onnx.TensorProto.DataType.Name(to)}")
+    if target.is_floating_point:
+        return x if x.is_floating_point() else x.to(torch.float32)
+    if target == torch.bool:
+        return x != 0
+    return x.to(target)
+
+
 class OnnxTorchGraph(nn.Module):
     """A torch module that evaluates an ONNX graph node by node.
 
@@ -57,6 +93,7 @@ class OnnxTorchGraph(nn.Module):
         "HardSwish", "Identity", "Flatten", "Gemm", "MaxPool", "PRelu",
         "BatchNormalization", "Pad", "Shape", "Gather", "Unsqueeze", "Squeeze",
         "Cast", "Slice", "Split", "Constant", "DepthToSpace", "Max", "Min",
+        "Exp", "ConstantOfShape", "Expand",
     }
 
     def __init__(self, model: onnx.ModelProto | str | Path, free_batch: bool = False) -> None:
@@ -118,7 +155,7 @@ class OnnxTorchGraph(nn.Module):
     def _run(self, node: onnx.NodeProto, a: list) -> list[Tensor]:
         op, at = node.op_type, _attrs(node)
         if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
-            fn = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div,
+            fn = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _divide,
                   "Max": torch.maximum, "Min": torch.minimum}[op]
             out = a[0]
             for other in a[1:]:
@@ -130,6 +167,8 @@ class OnnxTorchGraph(nn.Module):
             return [torch.sigmoid(a[0])]
         if op == "Tanh":
             return [torch.tanh(a[0])]
+        if op == "Exp":
+            return [torch.exp(a[0])]
         if op == "HardSigmoid":
             return [torch.clamp(a[0] * at.get("alpha", 0.2) + at.get("beta", 0.5), 0, 1)]
         if op == "HardSwish":
@@ -140,10 +179,19 @@ class OnnxTorchGraph(nn.Module):
             return [torch.clamp(a[0], None if lo is None else float(lo), None if hi is None else float(hi))]
         if op == "PRelu":
             return [torch.where(a[0] >= 0, a[0], a[0] * a[1])]
-        if op in ("Identity", "Cast"):
+        if op == "Identity":
             return [a[0]]
+        if op == "Cast":
+            return [_cast(a[0], at["to"])]
         if op == "Constant":
             return [torch.from_numpy(numpy_helper.to_array(at["value"]).copy())]
+        if op == "ConstantOfShape":
+            fill = numpy_helper.to_array(at["value"]) if "value" in at else np.zeros(1, np.float32)
+            shape = [int(d) for d in a[0].tolist()]
+            return [torch.from_numpy(np.full(shape, fill.reshape(-1)[0], dtype=fill.dtype))]
+        if op == "Expand":
+            shape = torch.broadcast_shapes(a[0].shape, tuple(int(d) for d in a[1].tolist()))
+            return [a[0].expand(shape)]
         if op == "Conv":
             spatial = a[1].dim() - 2
             x, pad = _conv_padding(a[0], at.get("pads"), spatial)
@@ -224,10 +272,15 @@ class OnnxTorchGraph(nn.Module):
             starts, ends = a[1].tolist(), a[2].tolist()
             axes = a[3].tolist() if len(a) > 3 and a[3] is not None else list(range(len(starts)))
             steps = a[4].tolist() if len(a) > 4 and a[4] is not None else [1] * len(starts)
-            index = [slice(None)] * a[0].dim()
+            x = a[0]
             for s, e, ax, st in zip(starts, ends, axes, steps):
-                index[ax] = slice(int(s), int(min(e, 2**62)), int(st))
-            return [a[0][tuple(index)]]
+                # Python's slice arithmetic clamps out-of-range bounds exactly as ONNX does
+                start, stop, step = slice(int(s), int(e), int(st)).indices(x.shape[int(ax)])
+                if step > 0:
+                    x = x[(slice(None),) * (int(ax) % x.dim()) + (slice(start, stop, step),)]
+                else:  # torch has no negative-step slices: gather the reversed indices
+                    x = torch.index_select(x, int(ax), torch.arange(start, stop, step, device=x.device))
+            return [x]
         if op == "Split":
             sizes = a[1].tolist() if len(a) > 1 and a[1] is not None else at.get("split")
             return list(torch.split(a[0], sizes, dim=at.get("axis", 0)))

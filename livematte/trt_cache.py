@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from livematte.graph_inputs import input_shapes
 from livematte.manifest import EngineManifest
 
 #: frame sizes (H, W) a dynamic engine's optimisation profile must cover: the
@@ -58,10 +59,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _image_shape(manifest: EngineManifest, height: int, width: int) -> Shape:
-    return (1, 3, height, width) if manifest.input.layout == "NCHW" else (1, height, width, 3)
-
-
 def _scan_frames() -> Iterator[tuple[int, int]]:
     """Frame sizes from the smallest to the largest profile size, every 16 px of long side."""
     for long_side in range(PROFILE_MIN_LONG_SIDE, PROFILE_MAX_LONG_SIDE + 1, 16):
@@ -92,17 +89,16 @@ def graph_size_range(manifest: EngineManifest) -> tuple[tuple[int, int], tuple[i
 
 
 def profile_shapes(manifest: EngineManifest) -> dict[str, ShapeRange]:
-    """Optimisation-profile shapes of the image and state inputs.
+    """Optimisation-profile shapes of every size-dependent input (image, state, extra inputs).
 
     Static engines get min = opt = max at ``input.size``; dynamic ones the
-    range of :func:`graph_size_range`. Constant inputs are static in the
+    range of :func:`graph_size_range`, applied to each input through
+    :func:`livematte.graph_inputs.input_shapes` (so a refinement engine's
+    ``coarse`` input follows its image). Constant inputs are static in the
     graph and need no profile.
     """
-    sizes = graph_size_range(manifest)
-    shapes = {manifest.input.name: ShapeRange(*(_image_shape(manifest, h, w) for h, w in sizes))}
-    for state in manifest.state:
-        shapes[state.input] = ShapeRange(*(state.shape_for(h, w) for h, w in sizes))
-    return shapes
+    low, opt, high = (input_shapes(manifest, h, w) for h, w in graph_size_range(manifest))
+    return {name: ShapeRange(low[name], opt[name], high[name]) for name in low}
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from livematte.backends import available_backends, create_backend
+from livematte.backends import BACKENDS, available_backends, create_backend
 from livematte.backends.onnxruntime_cpu import OnnxRuntimeBackend
-from livematte.errors import DeviceError
+from livematte.errors import DeviceError, InputError
 
 RVM_SIZE = (192, 256)  # small frames keep the recurrent peer fast
 
@@ -36,9 +36,36 @@ def test_names_and_alias(mediapipe_manifest):
         backend.close()
 
 
-def test_unknown_backend_is_a_device_error(mediapipe_manifest):
-    with pytest.raises(DeviceError, match="unknown backend 'cuda'; choose one of: cpu"):
+def test_unknown_backend_is_a_bad_option_listing_the_registry(mediapipe_manifest):
+    with pytest.raises(InputError, match="unknown backend 'cuda'; choose one of: cpu") as info:
         create_backend("cuda", mediapipe_manifest, (144, 256))
+    assert info.value.exit_code == 2
+    assert all(name in str(info.value) for name in BACKENDS)
+
+
+def test_cli_refuses_an_unknown_backend_with_exit_2_before_any_work(tmp_path, capsys):
+    from livematte.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["process", str(tmp_path / "missing.mp4"), str(tmp_path / "out.mp4"), "--backend", "cuda"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown backend 'cuda'; choose one of: " + ", ".join(BACKENDS) in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_backend_help_is_read_from_the_registry():
+    from livematte.cli import build_parser
+
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["process"].format_help().split())
+    for spec in BACKENDS.values():
+        assert f"{spec.name}: {spec.summary}" in help_text
+
+
+def test_cpu_backend_refuses_fp16_as_a_bad_option(mediapipe_manifest):
+    with pytest.raises(InputError, match="backend 'cpu' cannot run fp16") as info:
+        create_backend("cpu", mediapipe_manifest, (144, 256), precision="fp16")
+    assert info.value.exit_code == 2
 
 
 def _gpu_usable(name: str) -> bool:

@@ -12,6 +12,8 @@ from typing import Mapping
 
 import numpy as np
 
+from livematte.manifest import EngineManifest
+
 
 class BackendUnavailable(RuntimeError):
     """The backend's libraries or device are missing on this machine.
@@ -48,3 +50,30 @@ class MattingBackend(ABC):
 
     def close(self) -> None:
         """Release device memory and sessions; the default has nothing to free."""
+
+
+def initial_state(manifest: EngineManifest, input_size: tuple[int, int],
+                  dtypes: Mapping[str, type | np.dtype] | None = None) -> dict[str, np.ndarray]:
+    """Every state input at graph size ``(height, width)``, filled with its ``init`` value.
+
+    The one definition of a fresh recurrent state: each backend copies these
+    host arrays into wherever it keeps the state (host, ORT device values,
+    torch buffers, TensorRT device memory). ``dtypes`` maps state input
+    names to the graph's element type (float32 when absent).
+    """
+    height, width = input_size
+    return {s.input: np.full(s.shape_for(height, width), s.init, dtype=(dtypes or {}).get(s.input, np.float32))
+            for s in manifest.state}
+
+
+def resolve_precision(requested: str, fast_fp16: bool) -> str:
+    """``fp16`` or ``fp32``: what ``--precision`` means on a device.
+
+    ``auto`` is fp16 only where the device has fast fp16 (on others it would
+    be emulated, slower than fp32); ``fp16`` and ``fp32`` are taken as asked.
+    """
+    if requested == "auto":
+        return "fp16" if fast_fp16 else "fp32"
+    if requested not in ("fp16", "fp32"):
+        raise ValueError(f"precision must be auto, fp16 or fp32, not {requested!r}")
+    return requested

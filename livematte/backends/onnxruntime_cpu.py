@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from livematte.backends.base import BackendUnavailable, MattingBackend
+from livematte.backends.base import BackendUnavailable, MattingBackend, initial_state
 from livematte.errors import EngineError
 from livematte.manifest import EngineManifest
 
@@ -79,11 +79,7 @@ class OnnxRuntimeBackend(MattingBackend):
         self.reset()
 
     def reset(self) -> None:
-        height, width = self.input_size
-        self.state = {
-            s.input: np.full(s.shape_for(height, width), s.init, dtype=self._state_dtypes[s.input])
-            for s in self.manifest.state
-        }
+        self.state = initial_state(self.manifest, self.input_size, self._state_dtypes)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = dict(inputs)

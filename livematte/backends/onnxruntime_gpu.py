@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from livematte import trt_cache
-from livematte.backends.base import BackendUnavailable
+from livematte.backends.base import BackendUnavailable, initial_state, resolve_precision
 from livematte.backends.onnxruntime_cpu import OnnxRuntimeBackend
 from livematte.errors import EngineError
 from livematte.manifest import EngineManifest
@@ -26,15 +26,20 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 INSTALL_HINT = "pip uninstall onnxruntime && pip install onnxruntime-gpu (needs CUDA 12 and cuDNN 9)"
 
 
-def gpu_providers(available: Sequence[str], precision: str = "fp16", device_id: int = 0,
+def gpu_providers(available: Sequence[str], precision: str = "auto", device_id: int = 0,
                   cache_directory: Path | None = None) -> list[tuple[str, dict]]:
-    """The GPU execution providers to request, best first, with their options."""
+    """The GPU execution providers to request, best first, with their options.
+
+    ``precision`` (auto, fp16, fp32) decides TensorRT's fp16 flag; auto asks
+    for fp16, which TensorRT only uses where the GPU has fast fp16 kernels.
+    The CUDA provider runs the graph's own float32.
+    """
     cache = str((cache_directory or trt_cache.cache_dir()) / "onnxruntime")
     providers: list[tuple[str, dict]] = []
     if "TensorrtExecutionProvider" in available:
         providers.append(("TensorrtExecutionProvider", {
             "device_id": device_id,
-            "trt_fp16_enable": precision == "fp16",
+            "trt_fp16_enable": resolve_precision(precision, fast_fp16=True) == "fp16",
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": cache,
             "trt_timing_cache_enable": True,
@@ -69,9 +74,7 @@ class DeviceState:
         self.session = session
         self.manifest = manifest
         self._binding = session.io_binding()
-        height, width = input_size
-        self._initial = {s.input: np.full(s.shape_for(height, width), s.init, dtype=dtypes[s.input])
-                         for s in manifest.state}
+        self._initial = initial_state(manifest, input_size, dtypes)
 
         def allocate(name: str):
             array = self._initial[name]
@@ -117,7 +120,7 @@ class OnnxRuntimeGpuBackend(OnnxRuntimeBackend):
 
     name = "onnxruntime-gpu"
 
-    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "fp16",
+    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "auto",
                  device_id: int = 0, cache_directory: Path | None = None) -> None:
         providers = gpu_providers(require_gpu_providers(), precision, device_id, cache_directory)
         if providers[0][0] == "TensorrtExecutionProvider":

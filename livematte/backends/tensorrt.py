@@ -24,8 +24,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from livematte import trt_cache
-from livematte.backends.base import BackendUnavailable, MattingBackend
+from livematte.backends.base import BackendUnavailable, MattingBackend, initial_state, resolve_precision
 from livematte.errors import EngineError
+from livematte.graph_inputs import input_shapes
 from livematte.manifest import EngineManifest
 
 INSTALL_HINT = ("pip install 'livematte[gpu]' --extra-index-url https://pypi.nvidia.com "
@@ -57,6 +58,20 @@ def import_gpu_libraries() -> tuple[Any, Any]:
     return modules["tensorrt"], modules["pycuda"]
 
 
+def init_cuda(cuda: Any) -> None:
+    """``cuInit`` through pycuda; BackendUnavailable (not pycuda's own error) when it fails.
+
+    pycuda imports fine on a machine with the driver library but no usable
+    GPU; the failure only comes at ``cuInit`` ("no CUDA-capable device is
+    detected", a driver older than the toolkit), and it is a device problem.
+    """
+    try:
+        cuda.init()
+    except cuda.Error as exc:
+        raise BackendUnavailable(f"CUDA cannot start: {_first_line(exc)}; is an NVIDIA GPU visible "
+                                 "and its driver installed?") from None
+
+
 class _PrimaryContext:
     """The device's primary CUDA context, the one TensorRT's runtime calls also use.
 
@@ -65,7 +80,7 @@ class _PrimaryContext:
     """
 
     def __init__(self, cuda: Any, device_index: int = 0) -> None:
-        cuda.init()
+        init_cuda(cuda)
         if cuda.Device.count() <= device_index:
             raise BackendUnavailable("no NVIDIA GPU is visible to CUDA")
         self.cuda = cuda
@@ -109,11 +124,10 @@ def _progress_monitor(trt: Any, progress: Progress) -> Any:
 
 
 def effective_precision(trt: Any, logger: Any, requested: str) -> str:
-    """fp16 only where the GPU has fast fp16 (otherwise TensorRT would emulate it slowly)."""
-    if requested == "fp32":
-        return "fp32"
-    builder = trt.Builder(logger)
-    return "fp16" if getattr(builder, "platform_has_fast_fp16", True) else "fp32"
+    """``--precision`` on this GPU: auto is fp16 only where the GPU has fast fp16."""
+    if requested == "auto":
+        return resolve_precision(requested, getattr(trt.Builder(logger), "platform_has_fast_fp16", True))
+    return resolve_precision(requested, fast_fp16=False)
 
 
 def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
@@ -170,16 +184,16 @@ def _cached_or_built_plan(trt: Any, logger: Any, gpu: _PrimaryContext, manifest:
     return key, plan
 
 
-def build_engine_cache(manifest: EngineManifest, precision: str = "fp16",
+def build_engine_cache(manifest: EngineManifest, precision: str = "auto",
                        progress: Progress | None = None, directory: Path | None = None,
                        force: bool = False) -> Path:
     """Build (or verify) the cached plan for ``manifest`` ahead of time; returns its path.
 
-    What ``livematte engines build NAME --backend tensorrt [--fp32]`` runs, so
-    the first live frame does not wait for the build.
+    What ``livematte engines build NAME --precision P`` runs, so the first
+    live frame does not wait for the build; ``process --precision P`` then
+    finds the same plan (the cache key holds the precision resolved on this GPU).
     """
-    if precision not in trt_cache.PRECISIONS:
-        raise ValueError(f"precision must be one of {trt_cache.PRECISIONS}, not {precision!r}")
+    resolve_precision(precision, fast_fp16=False)  # a bad value fails before the GPU is touched
     trt, cuda = import_gpu_libraries()
     logger = trt.Logger(trt.Logger.WARNING)
     gpu = _PrimaryContext(cuda)
@@ -191,19 +205,12 @@ def build_engine_cache(manifest: EngineManifest, precision: str = "fp16",
     return key.plan_path(directory)
 
 
-def _fill_bits(value: float, dtype: np.dtype) -> tuple[int, int]:
-    """(bit pattern, element size) that memset writes to fill a buffer with ``value``."""
-    scalar = np.array(value, dtype=dtype)
-    unsigned = {1: np.uint8, 2: np.uint16, 4: np.uint32}[dtype.itemsize]
-    return int(scalar.view(unsigned)), dtype.itemsize
-
-
 class TensorRTBackend(MattingBackend):
     """Runs a cached TensorRT plan of the engine at one graph input size."""
 
     name = "tensorrt"
 
-    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "fp16",
+    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "auto",
                  progress: Progress | None = None, cache_directory: Path | None = None) -> None:
         trt, cuda = import_gpu_libraries()
         self.manifest = manifest
@@ -233,19 +240,11 @@ class TensorRTBackend(MattingBackend):
         self._allocate(trt)
         self._fill_state()
 
-    def _input_shapes(self) -> dict[str, tuple[int, ...]]:
-        height, width = self.input_size
-        layout = self.manifest.input.layout
-        image = (1, 3, height, width) if layout == "NCHW" else (1, height, width, 3)
-        shapes = {self.manifest.input.name: image}
-        shapes.update({s.input: s.shape_for(height, width) for s in self.manifest.state})
-        return shapes
-
     def _allocate(self, trt: Any) -> None:
         engine, context, cuda = self._engine, self._context, self._cuda
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        for name, shape in self._input_shapes().items():
+        for name, shape in input_shapes(self.manifest, *self.input_size).items():
             if name in inputs and any(d < 0 for d in engine.get_tensor_shape(name)):
                 if not context.set_input_shape(name, shape):
                     raise EngineError(f"engine {self.manifest.name!r}: input {name!r} shape {shape} is outside "
@@ -279,11 +278,9 @@ class TensorRTBackend(MattingBackend):
             self._fill_state()
 
     def _fill_state(self) -> None:
-        """Set every state input to its ``init`` value with a device memset on the stream."""
-        memsets = {1: self._cuda.memset_d8_async, 2: self._cuda.memset_d16_async, 4: self._cuda.memset_d32_async}
-        for state in self.manifest.state:
-            bits, size = _fill_bits(state.init, self._dtypes[state.input])
-            memsets[size](self._device[state.input], bits, self._counts[state.input], self._stream)
+        """Copy the initial state into every state input buffer (between frames, so synchronously)."""
+        for name, value in initial_state(self.manifest, self.input_size, self._dtypes).items():
+            self._cuda.memcpy_htod(self._device[name], value)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         cuda = self._cuda

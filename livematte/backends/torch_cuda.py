@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from livematte.backends.base import BackendUnavailable, MattingBackend
+from livematte.backends.base import BackendUnavailable, MattingBackend, initial_state, resolve_precision
 from livematte.errors import EngineError
 from livematte.manifest import EngineManifest
 
@@ -33,7 +33,7 @@ INSTALL_HINT = "install a CUDA build of PyTorch (https://pytorch.org/get-started
 #: CPU float32 tensors so reading them neither syncs the GPU nor breaks graph capture
 HOST_SIDE_INPUTS = {
     "Resize": (1, 2, 3), "Clip": (1, 2), "Pad": (1, 2), "Reshape": (1,), "Slice": (1, 2, 3, 4),
-    "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,),
+    "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "Expand": (1,), "ConstantOfShape": (0,),
 }
 #: warm-up frames before capture: lets cuDNN pick algorithms and the allocator settle
 WARMUP_STEPS = 3
@@ -102,7 +102,7 @@ class TorchCudaBackend(MattingBackend):
 
     name = "torch"
 
-    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "fp16",
+    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int], precision: str = "auto",
                  device: str = "cuda", cuda_graph: bool = True) -> None:
         torch = require_cuda_torch() if device.startswith("cuda") else _import_torch()
         from livematte.torch_graph import OnnxTorchGraph
@@ -112,7 +112,10 @@ class TorchCudaBackend(MattingBackend):
         self.input_size = input_size
         self.device = torch.device(device)
         on_gpu = self.device.type == "cuda"
-        self.dtype = torch.float16 if on_gpu and precision == "fp16" else torch.float32
+        # tensor cores (compute capability 7.0 on) make fp16 fast; older GPUs and the CPU emulate it
+        fast_fp16 = on_gpu and torch.cuda.get_device_capability(self.device) >= (7, 0)
+        self.precision = resolve_precision(precision, fast_fp16)
+        self.dtype = torch.float16 if self.precision == "fp16" else torch.float32
         model = constants_as_initializers(onnx.load(str(manifest.onnx_path)))
         try:
             self.graph = OnnxTorchGraph(model)
@@ -171,8 +174,8 @@ class TorchCudaBackend(MattingBackend):
         return buffers
 
     def _fill_state(self, buffers: Mapping[str, Any]) -> None:
-        for state in self.manifest.state:
-            buffers[state.input].fill_(state.init)
+        for name, value in initial_state(self.manifest, self.input_size).items():
+            buffers[name].copy_(self._torch.from_numpy(value))
 
     def _step(self) -> dict[str, Any]:
         """One frame from the static buffers; state outputs are copied into the state inputs."""
