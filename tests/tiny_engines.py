@@ -1,8 +1,10 @@
-"""A tiny recurrent engine exported from torch, for backend and TensorRT-compatibility tests.
+"""Tiny recurrent engines for backend and TensorRT-compatibility tests.
 
 Shaped like the shipped engine's contract (NCHW RGB input, one ConvLSTM-like
 state at 1/4 resolution fed back frame to frame, a sigmoid alpha), but small
-enough to export and run in well under a second on a CPU.
+enough to build and run in well under a second on a CPU: one exported from
+torch with random weights, one built by hand whose output is high-contrast
+and state-dominated (:func:`write_contrast_recurrent`).
 """
 from __future__ import annotations
 
@@ -45,6 +47,74 @@ def export_tiny_recurrent(directory: Path, name: str = "tiny-recurrent") -> Path
                           output_names=["alpha", "h_out"], opset_version=17, dynamo=False)
     manifest = {
         "format": FORMAT,
+        "name": name,
+        "onnx": onnx_path.name,
+        "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",
+                  "scale": 1.0 / 255.0, "size": [HEIGHT, WIDTH]},
+        "state": [{"input": "h_in", "output": "h_out", "shape": [1, STATE_CHANNELS, "H/4", "W/4"], "init": 0.0}],
+        "outputs": {"alpha": {"name": "alpha", "layout": "NCHW", "channel": 0, "activation": "none"}},
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+#: the high-contrast engine's state gain: how much of last frame's state enters this frame
+CONTRAST_MEMORY = 1.5
+#: logit gain on the state: alpha = sigmoid(CONTRAST_GAIN * h_out) reaches 0.0003..0.9997
+CONTRAST_GAIN = 8.0
+
+
+def write_contrast_recurrent(directory: Path, name: str = "contrast-recurrent") -> Path:
+    """A hand-built recurrent engine whose alpha spans 0..1 and depends strongly on the state.
+
+    Per frame: ``f`` = 4x4 average of the grey image minus 0.5 (at 1/4
+    resolution), ``h_out = tanh(2 f + CONTRAST_MEMORY * h_in)``, ``alpha`` =
+    ``sigmoid(CONTRAST_GAIN * h_out)`` upsampled 4x bilinearly. On frames
+    with coarse random blocks, a backend that drops the state, feeds it a
+    frame late or never resets it is off by tenths, not by rounding, so
+    tests can hold backends to a max-error bound. Built with :mod:`onnx`
+    alone (no torch), with fixed weights, at opset 17.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    grey = np.full((STATE_CHANNELS, 3, 4, 4), 1.0 / 48.0, np.float32)  # every state channel sees the grey mean
+    initialisers = [
+        numpy_helper.from_array(grey, "grey_w"),
+        numpy_helper.from_array(np.full(STATE_CHANNELS, -0.5, np.float32), "grey_b"),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+        numpy_helper.from_array(np.array(CONTRAST_MEMORY, np.float32), "memory"),
+        numpy_helper.from_array(np.array(CONTRAST_GAIN, np.float32), "gain"),
+        numpy_helper.from_array(np.array([1.0, 1.0, 4.0, 4.0], np.float32), "scales"),
+        numpy_helper.from_array(np.array([1, STATE_CHANNELS - 1], np.int64), "alpha_split"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["src", "grey_w", "grey_b"], ["f"], strides=[4, 4], kernel_shape=[4, 4]),
+        helper.make_node("Mul", ["f", "two"], ["f2"]),
+        helper.make_node("Mul", ["h_in", "memory"], ["carried"]),
+        helper.make_node("Add", ["f2", "carried"], ["pre"]),
+        helper.make_node("Tanh", ["pre"], ["h_out"]),
+        helper.make_node("Mul", ["h_out", "gain"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["small_alpha"]),
+        helper.make_node("Resize", ["small_alpha", "", "scales"], ["alpha_all"], mode="linear",
+                         coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Split", ["alpha_all", "alpha_split"], ["alpha", "rest"], axis=1),
+    ]
+    state_shape = [1, STATE_CHANNELS, HEIGHT // 4, WIDTH // 4]
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("src", TensorProto.FLOAT, [1, 3, HEIGHT, WIDTH]),
+         helper.make_tensor_value_info("h_in", TensorProto.FLOAT, state_shape)],
+        [helper.make_tensor_value_info("alpha", TensorProto.FLOAT, [1, 1, HEIGHT, WIDTH]),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, state_shape)],
+        initialisers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="livematte-tests")
+    onnx_path = directory / f"{name}.onnx"
+    save(model, str(onnx_path))
+    manifest = {
+        "format": "livematte-engine/1",
         "name": name,
         "onnx": onnx_path.name,
         "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",

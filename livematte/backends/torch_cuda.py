@@ -25,6 +25,7 @@ from onnx import numpy_helper
 
 from livematte.backends.base import BackendUnavailable, MattingBackend, initial_state, resolve_precision
 from livematte.errors import EngineError
+from livematte.graph_inputs import input_shapes
 from livematte.manifest import EngineManifest
 
 INSTALL_HINT = "install a CUDA build of PyTorch (https://pytorch.org/get-started/locally/)"
@@ -156,12 +157,9 @@ class TorchCudaBackend(MattingBackend):
     def _static_inputs(self, model: onnx.ModelProto) -> dict[str, Any]:
         """One fixed device buffer per graph input (CUDA graphs replay fixed addresses)."""
         torch = self._torch
-        height, width = self.input_size
         spec = self.manifest.input
-        image = (1, 3, height, width) if spec.layout == "NCHW" else (1, height, width, 3)
-        shapes = {spec.name: image}
+        shapes = input_shapes(self.manifest, *self.input_size)
         shapes.update({c.name: _static_dims(model, c.name) for c in self.manifest.constants})
-        shapes.update({s.input: s.shape_for(height, width) for s in self.manifest.state})
         buffers = {}
         for name in self.graph.input_names:
             if name not in shapes:
