@@ -270,3 +270,38 @@ def test_engines_build_without_tensorrt_is_one_line_exit_4(mediapipe_manifest_pa
     assert main(["engines", "build", str(mediapipe_manifest_path), "--backend", "tensorrt"]) == 4
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pip install 'livematte[gpu]'" in err
+
+
+def _fake_gpu_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tensorrt and pycuda importable, but pycuda's cuInit fails as on a machine without a GPU."""
+    import importlib.machinery
+    import sys
+    import types
+
+    class CudaError(Exception):
+        pass
+
+    def init() -> None:
+        raise CudaError("cuInit failed: no CUDA-capable device is detected")
+
+    driver = types.ModuleType("pycuda.driver")
+    driver.Error, driver.init = CudaError, init
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver
+    for module in (types.ModuleType("tensorrt"), pycuda, driver):
+        module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None)
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+
+
+def test_cuinit_failure_is_a_device_error(mediapipe_manifest, mediapipe_manifest_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from livematte.backends import create_backend
+    from livematte.cli import main
+    from livematte.errors import DeviceError
+
+    _fake_gpu_libraries(monkeypatch)
+    with pytest.raises(DeviceError, match="CUDA cannot start: cuInit failed: no CUDA-capable device"):
+        create_backend("tensorrt", mediapipe_manifest, (144, 256))
+    assert main(["engines", "build", str(mediapipe_manifest_path), "--precision", "fp32"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no CUDA-capable device" in err

@@ -14,12 +14,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import MEDIAPIPE_ONNX, RVM_ONNX
+from livematte import trt_cache
 from livematte.manifest import load_manifest
 from livematte.onnx_check import check_engine, check_model, main, profiled_inputs
 from tiny_engines import export_tiny_recurrent
 
 ENGINES = Path(__file__).resolve().parents[1] / "engines"
-SHIPPED = sorted(ENGINES.glob("*.onnx"))
+SHIPPED = sorted(ENGINES.rglob("*.onnx"))
 
 
 @pytest.mark.parametrize(
@@ -27,10 +28,22 @@ SHIPPED = sorted(ENGINES.glob("*.onnx"))
     [pytest.param(p, id=p.stem) for p in SHIPPED]
     or [pytest.param(None, marks=pytest.mark.skip(reason="no engine is shipped in engines/ yet"))],
 )
-def test_shipped_engine_is_accepted_by_tensorrt(onnx_path: Path) -> None:
+def test_shipped_engine_uses_only_documented_tensorrt_ops(onnx_path: Path) -> None:
     manifest = load_manifest(onnx_path)
     issues = check_engine(manifest)
     assert not issues, "\n".join(map(str, issues))
+
+
+def test_refinement_engine_is_checked_with_the_profile_the_backend_builds() -> None:
+    """Its image and coarse alpha are dynamic: without a profile the check fails, with it both are covered."""
+    manifest = load_manifest(ENGINES / "refinement" / "lm-refine.json")
+    unprofiled = check_model(onnx.load(str(manifest.onnx_path)))
+    assert {i.where for i in unprofiled} == {"input 'src'", "input 'coarse'"}
+    shapes = trt_cache.profile_shapes(manifest)
+    assert set(profiled_inputs(manifest)) == set(shapes) == {"src", "coarse"}
+    for bound in ("min", "opt", "max"):
+        image = getattr(shapes["src"], bound)
+        assert getattr(shapes["coarse"], bound) == (1, 1, *image[2:])
 
 
 def test_mediapipe_peer_is_accepted() -> None:
@@ -135,6 +148,7 @@ def test_command_line_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture)
     onnx.save(_supported(), str(good))
     onnx.save(REJECTED["cubic-resize"][0](), str(bad))
     assert main([str(good)]) == 0
+    assert "uses only ops and attributes TensorRT 10's parser documents" in capsys.readouterr().out
     assert main([str(good), str(bad)]) == 1
     assert "mode 'cubic'" in capsys.readouterr().out
     garbage = tmp_path / "garbage.onnx"

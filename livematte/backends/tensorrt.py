@@ -195,9 +195,9 @@ def build_engine_cache(manifest: EngineManifest, precision: str = "auto",
     """
     resolve_precision(precision, fast_fp16=False)  # a bad value fails before the GPU is touched
     trt, cuda = import_gpu_libraries()
-    logger = trt.Logger(trt.Logger.WARNING)
-    gpu = _PrimaryContext(cuda)
+    gpu = _PrimaryContext(cuda)  # no device: a one-line BackendUnavailable before TensorRT is touched
     try:
+        logger = trt.Logger(trt.Logger.WARNING)
         with gpu:
             key, _ = _cached_or_built_plan(trt, logger, gpu, manifest, precision, progress, directory, force)
     finally:
