@@ -1,117 +1,80 @@
-"""GPU backends: speed at 720p, 1080p and 4K, and agreement with ONNX Runtime on the CPU.
+"""Backend speed and agreement on one machine: the script to run when a GPU is lent.
 
-    python benchmarks/gpu.py [--model NAME|PATH] [--frames 200] [--precisions fp16 fp32]
+    python benchmarks/gpu.py                       # CUDA backends present, fp16 and fp32
+    python benchmarks/gpu.py --device cpu --frames 3 --warmup 1 --sizes 720p    # CPU smoke run
 
-For each GPU backend that can run on this machine (tensorrt, torch,
-onnxruntime-gpu) and each precision, it prints one row per frame size:
+For each backend present on ``--device`` (cuda: torch, tensorrt,
+onnxruntime-gpu; cpu: cpu, torch) and each precision it prints:
 
-- graph: the engine's input size for that frame size (fixed-size engines feed
-  every frame size at the same graph size; only resizing and upsampling grow);
-- model fps: ``backend.run`` alone on a preprocessed frame, including the
-  host/device copies of image and outputs (the state stays on the device);
-- matte fps: the whole per-frame matte (resize, normalise, model, activation,
-  guided upsampling to the frame) via ``livematte.engine.Matter``, at the
-  backend's default precision (fp16) since ``Matter`` picks backends by name;
-- MAD: mean absolute difference of the alpha probability from the CPU ONNX
-  Runtime alpha on the same sequence of real sample frames, state carried
-  (goal: at most 1/255 = 0.0039);
+- **model** rows, one per engine at its internal size (the shipped matting
+  engine at its fixed graph size; the refinement engine at one 512x512
+  tile): ``backend.run`` calls per second on a prepared input, host/device
+  copies included; the max and mean |alpha - CPU ONNX Runtime alpha| over a
+  sequence of sample frames with the state carried; and carried vs reset:
+  the mean |alpha carried - alpha after reset()| on the last frame (non-zero
+  means the state matters) and the max |after reset - fresh reference|
+  (zero means reset() restores the initial state);
+- **matte** rows, one per frame size (720p, 1080p, 4K): whole-frame matting
+  per second through ``livematte.engine.Matter``: resize to the graph size,
+  normalise, model, activation, guided upsampling back to the frame;
+- **end to end**: ``livematte process`` on a generated 1080p clip (decode,
+  matte, composite, H.264 encode), skipped with a message without PyAV;
+  registry backends only (the torch backend on the CPU device is not one).
 
-then end-to-end file processing fps (``livematte process`` on a generated
-1080p sample clip, decode + matte + composite + H.264 encode). Backends that
-cannot run are listed with the reason, which is all this prints on a machine
-without an NVIDIA GPU.
+Backends that cannot run are listed with the reason. The reference is ONNX
+Runtime on the CPU; without onnxruntime it is the torch backend on the CPU
+in fp32 (the test suite holds the two within 1e-4) and the script says so.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without pip install
 
 from livematte.backends import create_backend  # noqa: E402
-from livematte.backends.base import BackendUnavailable, MattingBackend  # noqa: E402
+from livematte.backends.base import MattingBackend  # noqa: E402
 from livematte.engine import Matter, activate  # noqa: E402
 from livematte.errors import LivematteError  # noqa: E402
-from livematte.manifest import EngineManifest  # noqa: E402
+from livematte.graph_inputs import extra_inputs, input_shapes  # noqa: E402
+from livematte.manifest import EngineManifest, load_manifest  # noqa: E402
 from livematte.registry import DEFAULT_ENGINE, find_engine  # noqa: E402
-from livematte.sample import sample_frames, write_sample  # noqa: E402
+from livematte.sample import sample_frames  # noqa: E402
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4K": (2160, 3840)}
-GPU_BACKENDS = ("tensorrt", "torch", "onnxruntime-gpu")
-WARMUP = 10
-AGREEMENT_FRAMES = 30
-E2E_SECONDS = 4.0
+DEVICE_BACKENDS = {"cuda": ("torch", "tensorrt", "onnxruntime-gpu"), "cpu": ("cpu", "torch")}
+
+Factory = Callable[[tuple[int, int]], MattingBackend]
 
 
-def _tensorrt_probe() -> None:
-    from livematte.backends.tensorrt import import_gpu_libraries
-
-    _, cuda = import_gpu_libraries()
-    cuda.init()
-    if cuda.Device.count() == 0:
-        raise BackendUnavailable("no NVIDIA GPU is visible to CUDA")
-
-
-def _torch_probe() -> None:
-    from livematte.backends.torch_cuda import require_cuda_torch
-
-    require_cuda_torch()
-
-
-def _onnxruntime_gpu_probe() -> None:
-    from livematte.backends.onnxruntime_gpu import require_gpu_providers
-
-    require_gpu_providers()
-
-
-PROBES: dict[str, Callable[[], None]] = {
-    "tensorrt": _tensorrt_probe, "torch": _torch_probe, "onnxruntime-gpu": _onnxruntime_gpu_probe,
-}
-
-
-def unavailable_reason(name: str) -> str | None:
-    """Why backend ``name`` cannot run here, or None when its libraries and GPU are present."""
-    try:
-        PROBES[name]()
-    except BackendUnavailable as exc:
-        return str(exc)
-    return None
-
-
-def make_backend(name: str, manifest: EngineManifest, graph_size: tuple[int, int], precision: str) -> MattingBackend:
-    """A GPU backend at an explicit precision (``create_backend`` always takes the default)."""
-    if name == "tensorrt":
-        from livematte.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend(manifest, graph_size, precision=precision,
-                               progress=lambda line: print(f"  {line}", file=sys.stderr))
+def backend_factory(name: str, device: str, manifest: EngineManifest, precision: str) -> Factory:
+    """Builds backend ``name`` for a graph size; the torch backend on ``device``, others from the registry."""
     if name == "torch":
-        from livematte.backends.torch_cuda import TorchCudaBackend
-
-        return TorchCudaBackend(manifest, graph_size, precision=precision)
-    from livematte.backends.onnxruntime_gpu import OnnxRuntimeGpuBackend
-
-    return OnnxRuntimeGpuBackend(manifest, graph_size, precision=precision)
-
-
-def graph_inputs(matter: Matter, rgb: np.ndarray) -> dict[str, np.ndarray]:
-    """What ``Matter`` feeds the backend for this frame (image tensor and constants)."""
-    h, w = rgb.shape[:2]
-    graph_size = matter.manifest.graph_size(h, w)
-    inputs = {matter.manifest.input.name: matter.preprocess(rgb, graph_size)}
-    inputs.update(matter._constants(h, w))  # Matter's own constant feed, so both paths agree
-    return inputs
+        def make_torch(size: tuple[int, int]) -> MattingBackend:
+            from livematte.backends.torch_cuda import TorchCudaBackend
+            return TorchCudaBackend(manifest, size, precision=precision, device=device)
+        return make_torch
+    return lambda size: create_backend(name, manifest, size, precision=precision)
 
 
-def per_second(count: int, work: Callable[[], None]) -> float:
-    """Calls per second of ``work`` over ``count`` calls after a warm-up."""
-    for _ in range(WARMUP):
+def reference_factory(manifest: EngineManifest) -> tuple[Factory, str]:
+    """CPU ONNX Runtime, or the torch backend on the CPU when onnxruntime is missing; and its label."""
+    if importlib.util.find_spec("onnxruntime") is not None:
+        return backend_factory("cpu", "cpu", manifest, "fp32"), "ONNX Runtime CPU"
+    return backend_factory("torch", "cpu", manifest, "fp32"), "torch on the CPU, fp32 (no onnxruntime here)"
+
+
+def per_second(count: int, warmup: int, work: Callable[[], object]) -> float:
+    """Calls per second of ``work`` over ``count`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
         work()
     start = time.perf_counter()
     for _ in range(count):
@@ -119,116 +82,220 @@ def per_second(count: int, work: Callable[[], None]) -> float:
     return count / (time.perf_counter() - start)
 
 
-def alpha_sequence(backend: MattingBackend, manifest: EngineManifest, inputs: list[dict]) -> list[np.ndarray]:
+def frames_at(size: tuple[int, int], count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` consecutive sample frames (RGB uint8, true alpha) at (height, width) ``size``."""
+    height, width = size
+    return list(sample_frames((width, height), seconds=count / 30.0, fps=30.0))[:count]
+
+
+def engine_feeds(manifest: EngineManifest, graph_size: tuple[int, int], count: int,
+                 make_reference: Factory) -> list[dict[str, np.ndarray]]:
+    """Graph inputs for ``count`` sample frames: the normalised image, constants, and the
+    refinement engine's coarse alpha (the sample's true alpha) when the graph has one.
+
+    ``Matter``'s own preprocessing makes them, so every backend sees what the runtime feeds.
+    """
+    matter = Matter(manifest, backend_factory=make_reference)
+    feeds = []
+    try:
+        for rgb, alpha in frames_at(graph_size, count):
+            h, w = rgb.shape[:2]
+            feed = {manifest.input.name: matter.preprocess(rgb, graph_size), **matter._constants(h, w)}
+            for name in extra_inputs(manifest):
+                feed[name] = np.broadcast_to(alpha, input_shapes(manifest, *graph_size)[name]).astype(np.float32)
+            feeds.append(feed)
+    finally:
+        matter.close()
+    return feeds
+
+
+def alphas(backend: MattingBackend, manifest: EngineManifest, feeds: Iterable[dict]) -> list[np.ndarray]:
+    """The activated alpha per feed, from a freshly reset state."""
     backend.reset()
     spec = manifest.outputs.alpha
-    return [activate(backend.run(x)[spec.name], spec) for x in inputs]
+    return [activate(backend.run(feed)[spec.name], spec) for feed in feeds]
 
 
-def e2e_fps(model: str, backend: str, clip: Path, frames: int, workdir: Path) -> str:
-    """``livematte process`` on the clip: frames per wall-clock second, or why it failed."""
-    from livematte.cli import main as cli_main
+@dataclass
+class ModelRow:
+    backend: str
+    precision: str
+    engine: str
+    graph: tuple[int, int]
+    fps: float
+    max_diff: float
+    mean_diff: float
+    carried_vs_reset: float
+    reset_error: float
 
-    out = workdir / f"out-{backend}.mp4"
-    start = time.perf_counter()
-    code = cli_main(["process", str(clip), str(out), "--model", model, "--backend", backend, "--overwrite", "-q"])
-    elapsed = time.perf_counter() - start
-    return f"{frames / elapsed:8.1f} fps" if code == 0 else f"failed (exit {code}, message above)"
 
-
-def _gpu_name() -> str:
+def model_row(name: str, precision: str, manifest: EngineManifest, graph_size: tuple[int, int],
+              make: Factory, reference: list[np.ndarray], fresh_last: np.ndarray,
+              feeds: list[dict], args: argparse.Namespace) -> ModelRow:
+    backend = make(graph_size)
     try:
-        from livematte.backends.tensorrt import import_gpu_libraries
+        fps = per_second(args.frames, args.warmup, lambda: backend.run(feeds[0]))
+        got = alphas(backend, manifest, feeds)
+        backend.reset()
+        after_reset = activate(backend.run(feeds[-1])[manifest.outputs.alpha.name], manifest.outputs.alpha)
+    finally:
+        backend.close()
+    diffs = [np.abs(g - r) for g, r in zip(got, reference)]
+    return ModelRow(name, precision, manifest.name, graph_size, fps, float(max(d.max() for d in diffs)),
+                    float(np.mean([d.mean() for d in diffs])), float(np.abs(got[-1] - after_reset).mean()),
+                    float(np.abs(after_reset - fresh_last).max()))
 
-        _, cuda = import_gpu_libraries()
-        cuda.init()
-        return cuda.Device(0).name()
-    except BackendUnavailable:
-        pass
+
+def matte_fps(manifest: EngineManifest, make: Factory, size: tuple[int, int], args: argparse.Namespace) -> float:
+    """Whole-frame matting per second at frame ``size`` (resize + model + upsample)."""
+    frames = [rgb for rgb, _ in frames_at(size, max(1, min(args.sequence, args.frames)))]
+    matter = Matter(manifest, scene_cut_threshold=None, backend_factory=make)
+    step = iter(range(1 << 30))
+    try:
+        return per_second(args.frames, args.warmup, lambda: matter.infer(frames[next(step) % len(frames)]))
+    finally:
+        matter.close()
+
+
+def measure(args: argparse.Namespace, matting: EngineManifest, engines: list[tuple[EngineManifest, tuple[int, int]]],
+            present: list[str]) -> tuple[list[ModelRow], list[tuple]]:
+    model_rows, matte_rows = [], []
+    references = {}
+    for manifest, graph_size in engines:
+        make_reference, label = reference_factory(manifest)
+        feeds = engine_feeds(manifest, graph_size, args.sequence, make_reference)
+        reference = make_reference(graph_size)
+        try:
+            expected = alphas(reference, manifest, feeds)
+            fresh_last = alphas(reference, manifest, feeds[-1:])[0]
+        finally:
+            reference.close()
+        references[manifest.name] = (feeds, expected, fresh_last, label)
+    for name in present:
+        for precision in args.precisions:
+            for manifest, graph_size in engines:
+                feeds, expected, fresh_last, _ = references[manifest.name]
+                make = backend_factory(name, args.device, manifest, precision)
+                try:
+                    model_rows.append(model_row(name, precision, manifest, graph_size, make, expected,
+                                                fresh_last, feeds, args))
+                except LivematteError as exc:
+                    print(f"  {name} {precision} {manifest.name}: {exc}")
+            make = backend_factory(name, args.device, matting, precision)
+            for label in args.sizes:
+                try:
+                    fps = matte_fps(matting, make, SIZES[label], args)
+                except LivematteError as exc:
+                    print(f"  {name} {precision} matte {label}: {exc}")
+                    continue
+                matte_rows.append((name, precision, label, matting.graph_size(*SIZES[label]), fps))
+    print("reference: " + ", ".join(sorted({ref[3] for ref in references.values()})))
+    return model_rows, matte_rows
+
+
+def print_tables(model_rows: list[ModelRow], matte_rows: list[tuple]) -> None:
+    print(f"\n{'backend':16s} {'prec':5s} {'engine':22s} {'graph':>9s} {'model fps':>10s} {'max diff':>9s} "
+          f"{'mean diff':>9s} {'carried-reset':>13s} {'reset err':>9s}")
+    for r in model_rows:
+        print(f"{r.backend:16s} {r.precision:5s} {r.engine:22s} {f'{r.graph[0]}x{r.graph[1]}':>9s} {r.fps:10.1f} "
+              f"{r.max_diff:9.5f} {r.mean_diff:9.5f} {r.carried_vs_reset:13.5f} {r.reset_error:9.5f}")
+    print(f"\n{'backend':16s} {'prec':5s} {'frame':6s} {'graph':>9s} {'matte fps':>10s}")
+    for name, precision, label, (gh, gw), fps in matte_rows:
+        print(f"{name:16s} {precision:5s} {label:6s} {f'{gh}x{gw}':>9s} {fps:10.1f}")
+
+
+def end_to_end(args: argparse.Namespace, present: list[str]) -> None:
+    """``livematte process`` fps on a generated 1080p clip per registry backend, or why not."""
+    if args.e2e_seconds <= 0:
+        return
+    if importlib.util.find_spec("av") is None:
+        print("\nend to end: skipped, PyAV is not installed here (pip install av)")
+        return
+    from livematte.cli import main as cli_main
+    from livematte.sample import write_sample
+
+    runnable = [n for n in present if not (n == "torch" and args.device == "cpu")]
+    frames = int(round(args.e2e_seconds * 30.0))
+    print(f"\nend to end, livematte process on a {frames}-frame 1080p clip:")
+    with tempfile.TemporaryDirectory(prefix="livematte-gpu-bench-") as tmp:
+        clip = write_sample(Path(tmp) / "sample-1080p.mp4", size=(1920, 1080), seconds=args.e2e_seconds, fps=30.0)
+        for name in runnable:
+            for precision in args.precisions:
+                start = time.perf_counter()
+                code = cli_main(["process", str(clip), str(Path(tmp) / "out.mp4"), "--model", args.model,
+                                 "--backend", name, "--precision", precision, "--overwrite", "-q"])
+                elapsed = time.perf_counter() - start
+                result = f"{frames / elapsed:8.1f} fps" if code == 0 else f"failed (exit {code}, message above)"
+                print(f"  {name:16s} {precision:5s} {result}")
+
+
+def device_name(device: str) -> str:
+    if device == "cpu":
+        import os
+        import platform
+
+        return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     try:
         from livematte.backends.torch_cuda import require_cuda_torch
 
         return require_cuda_torch().cuda.get_device_name(0)
-    except BackendUnavailable:
-        return "no CUDA GPU"
+    except Exception as exc:  # no torch, no CUDA: this is a report line, not a failure
+        return f"no CUDA GPU via torch ({exc})"
 
 
-def measure(args: argparse.Namespace, manifest: EngineManifest, backends: list[str]) -> list[tuple]:
-    rows = []
-    reference = Matter(manifest, backend="cpu")
-    for label, (h, w) in SIZES.items():
-        frames = [rgb for rgb, _ in sample_frames((w, h), seconds=AGREEMENT_FRAMES / 30.0, fps=30.0)]
-        inputs = [graph_inputs(reference, rgb) for rgb in frames]
-        graph_size = manifest.graph_size(h, w)
-        cpu = create_backend("cpu", manifest, graph_size)
-        expected = alpha_sequence(cpu, manifest, inputs)
-        cpu.close()
-        for name in backends:
-            for precision in args.precisions:
-                try:
-                    backend = make_backend(name, manifest, graph_size, precision)
-                except (BackendUnavailable, LivematteError) as exc:
-                    rows.append((name, precision, label, graph_size, None, None, None, str(exc)))
-                    continue
-                try:
-                    model = per_second(args.frames, lambda: backend.run(inputs[0]))
-                    got = alpha_sequence(backend, manifest, inputs)
-                    mad = float(np.mean([np.abs(g - e).mean() for g, e in zip(got, expected)]))
-                finally:
-                    backend.close()
-                matte = None
-                if precision == "fp16":
-                    matter = Matter(manifest, backend=name, scene_cut_threshold=None)
-                    try:
-                        matte = per_second(max(20, args.frames // 4), lambda: matter.infer(frames[0]))
-                    finally:
-                        matter.close()
-                rows.append((name, precision, label, graph_size, model, matte, mad, ""))
-    reference.close()
-    return rows
-
-
-def print_table(rows: list[tuple]) -> None:
-    print(f"{'backend':16s} {'prec':5s} {'frame':6s} {'graph':>9s} {'model fps':>10s} {'matte fps':>10s} {'MAD':>8s}  note")
-    for name, precision, label, (gh, gw), model, matte, mad, note in rows:
-        cell = (lambda v, f: f"{v:{f}}" if v is not None else "-")
-        print(f"{name:16s} {precision:5s} {label:6s} {f'{gh}x{gw}':>9s} {cell(model, '10.1f'):>10s} "
-              f"{cell(matte, '10.1f'):>10s} {cell(mad, '8.5f'):>8s}  {note}")
+def present_backends(args: argparse.Namespace, matting: EngineManifest) -> list[str]:
+    """The backends that start on this device, each tried once at the engine's graph size."""
+    present = []
+    size = matting.graph_size(*SIZES[args.sizes[0]])
+    for name in args.backends or DEVICE_BACKENDS[args.device]:
+        try:
+            backend_factory(name, args.device, matting, args.precisions[0])(size).close()
+        except Exception as exc:  # a report line per backend: missing libraries, no device, ...
+            print(f"  {name:16s} unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            continue
+        print(f"  {name:16s} available")
+        present.append(name)
+    return present
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_ENGINE, help=f"engine name or .onnx/.json path (default {DEFAULT_ENGINE})")
-    parser.add_argument("--frames", type=int, default=200, help="timed frames per measurement (default 200)")
-    parser.add_argument("--precisions", nargs="+", choices=("fp16", "fp32"), default=["fp16", "fp32"])
-    parser.add_argument("--backends", nargs="+", choices=GPU_BACKENDS, default=list(GPU_BACKENDS))
+    parser.add_argument("--device", choices=sorted(DEVICE_BACKENDS), default="cuda",
+                        help="cuda (the GPU backends) or cpu (smoke run with the CPU backends)")
+    parser.add_argument("--model", default=DEFAULT_ENGINE, help=f"matting engine name or path (default {DEFAULT_ENGINE})")
+    parser.add_argument("--frames", type=int, default=200, help="timed calls per measurement (default 200)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--precisions", nargs="+", choices=("fp16", "fp32"), default=None,
+                        help="default: fp16 and fp32 on cuda, fp32 on cpu")
+    parser.add_argument("--backends", nargs="+", help="default: every backend of --device")
+    parser.add_argument("--sequence", type=int, default=8,
+                        help="frames compared with the reference, state carried (default 8)")
+    parser.add_argument("--no-refine", action="store_true", help="skip the refinement engine's model rows")
+    parser.add_argument("--e2e-seconds", type=float, default=2.0,
+                        help="length of the end-to-end 1080p clip; 0 skips that part (default 2)")
     args = parser.parse_args(argv)
+    args.precisions = args.precisions or (["fp16", "fp32"] if args.device == "cuda" else ["fp32"])
 
-    print(f"GPU: {_gpu_name()}")
-    available = []
-    for name in args.backends:
-        reason = unavailable_reason(name)
-        print(f"  {name:16s} {'available' if reason is None else 'unavailable: ' + reason}")
-        if reason is None:
-            available.append(name)
-    if not available:
-        print("no GPU backend can run on this machine: nothing to measure")
-        return 0
+    print(f"device: {device_name(args.device)}")
     try:
-        manifest = find_engine(args.model)
+        matting = find_engine(args.model)
+        engines = [(matting, matting.graph_size(*SIZES[args.sizes[0]]))]
+        if not args.no_refine:  # the quality package pulls in pymatting/numba: only when measured
+            from livematte.quality.offline import shipped_refine_engine
+            from livematte.quality.refine import DEFAULT_TILE
+
+            # loaded like the quality mode's Refiner: its coarse input is not Matter's to feed
+            engines.append((load_manifest(shipped_refine_engine()), (DEFAULT_TILE, DEFAULT_TILE)))
     except LivematteError as exc:
         print(f"gpu.py: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"engine: {manifest.name} ({manifest.onnx_path.name})")
-    print_table(measure(args, manifest, available))
-
-    with tempfile.TemporaryDirectory(prefix="livematte-gpu-bench-") as tmp:
-        workdir = Path(tmp)
-        clip = write_sample(workdir / "sample-1080p.mp4", size=(1920, 1080), seconds=E2E_SECONDS, fps=30.0)
-        frames = int(round(E2E_SECONDS * 30.0))
-        print(f"\nend to end, livematte process on a {frames}-frame 1080p clip (default precision):")
-        for name in ["cpu"] + available:
-            print(f"  {name:16s} {e2e_fps(args.model, name, clip, frames, workdir)}")
+    present = present_backends(args, matting)
+    if not present:
+        print(f"no backend can run on {args.device} here: nothing to measure")
+        return 0
+    print_tables(*measure(args, matting, engines, present))
+    end_to_end(args, present)
     return 0
 
 

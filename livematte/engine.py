@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -111,7 +112,10 @@ class Matter:
     (None disables) is the :class:`SceneCutDetector` threshold; ``threads``
     is the CPU backend's intra-op thread count (None: ONNX Runtime's
     default); ``precision`` is ``auto``, ``fp16`` or ``fp32``
-    (:data:`livematte.backends.PRECISIONS`). The backend
+    (:data:`livematte.backends.PRECISIONS`); ``backend_factory``, when
+    given, builds the backend for a graph size instead of the registry
+    (the GPU benchmark runs the torch backend on the CPU device this way).
+    The backend
     is built for the graph size of the first frame and rebuilt when the
     frame size changes the graph size.
     """
@@ -124,11 +128,14 @@ class Matter:
         scene_cut_threshold: float | None = 40.0,
         threads: int | None = None,
         precision: str = "auto",
+        backend_factory: Callable[[tuple[int, int]], MattingBackend] | None = None,
     ):
         self.manifest = manifest
         self.backend_name = backend
         self.threads = threads
         self.precision = precision
+        self._make_backend = backend_factory or (
+            lambda size: create_backend(backend, manifest, size, threads, precision))
         self.upsample = make_upsampler(upsampler)
         self.scene_cuts = SceneCutDetector(scene_cut_threshold) if scene_cut_threshold is not None else None
         self.backend: MattingBackend | None = None
@@ -143,7 +150,7 @@ class Matter:
         if self.backend is None or graph_size != self._graph_size:
             if self.backend is not None:
                 self.backend.close()
-            self.backend = create_backend(self.backend_name, self.manifest, graph_size, self.threads, self.precision)
+            self.backend = self._make_backend(graph_size)
             self._graph_size = graph_size
         return self.backend
 

@@ -18,11 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-import av
 import cv2
 import numpy as np
-
-from livematte.sinks import VideoFileSink
 
 #: hand-drawn outline of the astronaut (head, suit, held helmet) in the
 #: 512x512 portrait, clockwise from the top of the head
@@ -97,6 +94,8 @@ def sample_frames(
 
 def _write_tones(path: Path, seconds: float) -> None:
     """An AAC track: one tone per second, with short fades so steps do not click."""
+    import av  # only writing needs PyAV; sample_frames runs without it (e.g. on a bare GPU machine)
+
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("aac", rate=AUDIO_RATE)
         stream.layout = "stereo"
@@ -125,6 +124,8 @@ def write_sample(
     overwrite: bool = False,
 ) -> Path:
     """Write the sample clip (H.264 + AAC) to ``path`` and return it."""
+    from livematte.sinks import VideoFileSink  # PyAV, imported only to write
+
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
     with tempfile.TemporaryDirectory(prefix="livematte-sample-") as tmp:

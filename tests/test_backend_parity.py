@@ -54,6 +54,20 @@ class CpuDeviceStateBackend(MattingBackend):
         return self._bound.run(inputs, self._names)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """torch's thread pool spins against the other processes on a small shared CPU: 1 thread is 10x faster."""
+    if not HAS_TORCH:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _torch_cpu(manifest: EngineManifest, size: tuple[int, int]) -> MattingBackend:
     if not HAS_TORCH:
         pytest.skip("torch is not installed")
