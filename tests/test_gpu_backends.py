@@ -305,3 +305,35 @@ def test_cuinit_failure_is_a_device_error(mediapipe_manifest, mediapipe_manifest
     assert main(["engines", "build", str(mediapipe_manifest_path), "--precision", "fp32"]) == 4
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no CUDA-capable device" in err
+
+
+@pytest.mark.parametrize("requested, fast, resolved", [
+    ("auto", True, "fp16"), ("auto", False, "fp32"), ("fp16", False, "fp16"), ("fp32", True, "fp32")])
+def test_tensorrt_precision_is_resolved_on_the_gpu(requested: str, fast: bool, resolved: str) -> None:
+    """The plan key holds the resolved precision, so engines build and process meet at one plan."""
+    from types import SimpleNamespace
+
+    from livematte.backends.tensorrt import effective_precision
+
+    trt = SimpleNamespace(Builder=lambda logger: SimpleNamespace(platform_has_fast_fp16=fast))
+    assert effective_precision(trt, None, requested) == resolved
+
+
+def test_precision_is_one_option_for_every_command() -> None:
+    from livematte.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["process", "in.mp4", "out.mp4"], ["webcam", "--preview"], ["bench"], ["engines", "build", "x"]):
+        assert parser.parse_args(argv).precision == "auto"
+        assert parser.parse_args([*argv, "--precision", "fp16"]).precision == "fp16"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, "--precision", "int8"])
+    assert parser.parse_args(["engines", "build", "x", "--fp32"]).precision == "fp32"
+
+
+def test_matter_passes_precision_to_the_backend(mediapipe_manifest) -> None:
+    from livematte.engine import Matter
+    from livematte.errors import InputError
+
+    with pytest.raises(InputError, match="backend 'cpu' cannot run fp16"):
+        Matter(mediapipe_manifest, backend="cpu", precision="fp16")
