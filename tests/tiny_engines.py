@@ -18,6 +18,22 @@ HEIGHT, WIDTH = 32, 48
 STATE_CHANNELS = 4
 
 
+def _write_manifest(onnx_path: Path, name: str) -> Path:
+    """The manifest both tiny engines share (src, h_in -> alpha, h_out), beside ``onnx_path``."""
+    manifest = {
+        "format": FORMAT,
+        "name": name,
+        "onnx": onnx_path.name,
+        "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",
+                  "scale": 1.0 / 255.0, "size": [HEIGHT, WIDTH]},
+        "state": [{"input": "h_in", "output": "h_out", "shape": [1, STATE_CHANNELS, "H/4", "W/4"], "init": 0.0}],
+        "outputs": {"alpha": {"name": "alpha", "layout": "NCHW", "channel": 0, "activation": "none"}},
+    }
+    path = onnx_path.with_suffix(".json")
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
 def export_tiny_recurrent(directory: Path, name: str = "tiny-recurrent") -> Path:
     """Export the engine as ``directory/name.onnx`` + ``.json`` (opset 17); returns the manifest path."""
     import torch
@@ -45,18 +61,7 @@ def export_tiny_recurrent(directory: Path, name: str = "tiny-recurrent") -> Path
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(model, example, str(onnx_path), input_names=["src", "h_in"],
                           output_names=["alpha", "h_out"], opset_version=17, dynamo=False)
-    manifest = {
-        "format": FORMAT,
-        "name": name,
-        "onnx": onnx_path.name,
-        "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",
-                  "scale": 1.0 / 255.0, "size": [HEIGHT, WIDTH]},
-        "state": [{"input": "h_in", "output": "h_out", "shape": [1, STATE_CHANNELS, "H/4", "W/4"], "init": 0.0}],
-        "outputs": {"alpha": {"name": "alpha", "layout": "NCHW", "channel": 0, "activation": "none"}},
-    }
-    path = directory / f"{name}.json"
-    path.write_text(json.dumps(manifest, indent=2))
-    return path
+    return _write_manifest(onnx_path, name)
 
 
 #: the high-contrast engine's state gain: how much of last frame's state enters this frame
@@ -113,15 +118,4 @@ def write_contrast_recurrent(directory: Path, name: str = "contrast-recurrent") 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="livematte-tests")
     onnx_path = directory / f"{name}.onnx"
     save(model, str(onnx_path))
-    manifest = {
-        "format": "livematte-engine/1",
-        "name": name,
-        "onnx": onnx_path.name,
-        "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB",
-                  "scale": 1.0 / 255.0, "size": [HEIGHT, WIDTH]},
-        "state": [{"input": "h_in", "output": "h_out", "shape": [1, STATE_CHANNELS, "H/4", "W/4"], "init": 0.0}],
-        "outputs": {"alpha": {"name": "alpha", "layout": "NCHW", "channel": 0, "activation": "none"}},
-    }
-    path = directory / f"{name}.json"
-    path.write_text(json.dumps(manifest, indent=2))
-    return path
+    return _write_manifest(onnx_path, name)
