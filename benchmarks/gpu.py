@@ -44,7 +44,7 @@ from livematte.backends import create_backend  # noqa: E402
 from livematte.backends.base import MattingBackend  # noqa: E402
 from livematte.engine import Matter, activate  # noqa: E402
 from livematte.errors import LivematteError  # noqa: E402
-from livematte.graph_inputs import extra_inputs, input_shapes  # noqa: E402
+from livematte.graph_inputs import input_shapes  # noqa: E402
 from livematte.manifest import EngineManifest, load_manifest  # noqa: E402
 from livematte.registry import DEFAULT_ENGINE, find_engine  # noqa: E402
 from livematte.sample import sample_frames  # noqa: E402
@@ -101,8 +101,9 @@ def engine_feeds(manifest: EngineManifest, graph_size: tuple[int, int], count: i
         for rgb, alpha in frames_at(graph_size, count):
             h, w = rgb.shape[:2]
             feed = {manifest.input.name: matter.preprocess(rgb, graph_size), **matter._constants(h, w)}
-            for name in extra_inputs(manifest):
-                feed[name] = np.broadcast_to(alpha, input_shapes(manifest, *graph_size)[name]).astype(np.float32)
+            if manifest.coarse is not None:
+                shape = input_shapes(manifest, *graph_size)[manifest.coarse.name]
+                feed[manifest.coarse.name] = alpha.reshape(shape).astype(np.float32)
             feeds.append(feed)
     finally:
         matter.close()

@@ -102,15 +102,12 @@ def _engine(request: pytest.FixtureRequest, case: str) -> EngineManifest:
 
 def _feeds(manifest: EngineManifest, size: tuple[int, int], count: int) -> list[dict[str, np.ndarray]]:
     """Image (and, for the refinement engine, coarse alpha) per frame, at graph size ``size``."""
-    from livematte.graph_inputs import extra_inputs, input_shapes
-
     height, width = size
     images = block_images(count, manifest.input.layout, height, width, seed=1)
-    shapes = input_shapes(manifest, height, width)
-    extras = {name: block_images(count, "NCHW", height, width, channels=shapes[name][1], seed=2)
-              for name in extra_inputs(manifest)}
-    return [{manifest.input.name: image, **{name: frames[i] for name, frames in extras.items()}}
-            for i, image in enumerate(images)]
+    if manifest.coarse is None:
+        return [{manifest.input.name: image} for image in images]
+    coarse = block_images(count, manifest.coarse.layout, height, width, channels=1, seed=2)
+    return [{manifest.input.name: image, manifest.coarse.name: alpha} for image, alpha in zip(images, coarse)]
 
 
 @pytest.mark.parametrize("backend", list(CPU_BACKENDS))
