@@ -76,7 +76,7 @@ def backend_spec(name: str) -> BackendSpec:
     try:
         return BACKENDS[name]
     except KeyError:
-        raise UnknownBackend(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}") from None
+        raise UnknownBackend(f"unknown backend {name!r}; choose one of: {', '.join(available_backends())}") from None
 
 
 def check_precision(spec: BackendSpec, precision: str) -> None:
