@@ -120,9 +120,10 @@ def _existing_file(text: str) -> Path | None:
     return path
 
 
-def cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Scale ``rgb`` to cover ``size`` (height, width) keeping its aspect, then centre-crop."""
-    height, width = size
+def cover(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Scale ``rgb`` to cover ``shape`` (height, width, as ``frame.shape[:2]``) keeping
+    its aspect, then centre-crop."""
+    height, width = shape
     h, w = rgb.shape[:2]
     scale = max(height / h, width / w)
     sh, sw = max(height, round(h * scale)), max(width, round(w * scale))

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from livematte import __version__
 from livematte.errors import InputError, LivematteError, OutputError
+from livematte.frame import Size
 
 log = logging.getLogger("livematte")
 
@@ -26,11 +27,11 @@ log = logging.getLogger("livematte")
 # --------------------------------------------------------------------------- helpers
 
 
-def _size(text: str) -> tuple[int, int]:
+def _size(text: str) -> Size:
     match = re.fullmatch(r"(\d+)[xX](\d+)", text)
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}")
-    return int(match[1]), int(match[2])
+    return Size(int(match[1]), int(match[2]))
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -71,7 +72,7 @@ def _quality_job(source, matter, args: argparse.Namespace):
     return prefetch.source, prefetch
 
 
-def _compositor(bg: str | None, alpha: bool, size: tuple[int, int]):
+def _compositor(bg: str | None, alpha: bool, size: Size):
     """The compositor for frames of ``size`` (width, height)."""
     from livematte.compositor import Compositor
 
@@ -232,7 +233,7 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
         print(f"no engines installed (the default is {DEFAULT_ENGINE}); use --model path/to/model.onnx")
         return 0
     for m in engines:
-        size = "x".join(map(str, m.input.size)) if m.input.size else "any"
+        size = str(Size(m.input.size[1], m.input.size[0])) if m.input.size else "any"
         default = " (default)" if m.name == DEFAULT_ENGINE else ""
         print(f"{m.name:28s} {size:>9s}  {m.description}{default}")
     return 0
@@ -248,7 +249,7 @@ def cmd_engines_info(args: argparse.Namespace) -> int:
         f"description: {m.description}",
         f"onnx:        {m.onnx_path.resolve()}",
         f"input:       {inp.name} {inp.layout} {inp.dtype} {inp.color} "
-        + (f"{inp.size[0]}x{inp.size[1]} (HxW)" if inp.size else f"any size (multiple of {inp.multiple_of})"),
+        + (f"{Size(inp.size[1], inp.size[0])} (WxH)" if inp.size else f"any size (multiple of {inp.multiple_of})"),
         f"recurrent:   {len(m.state)} state tensors" if m.state else "recurrent:   no",
         f"licence:     {m.license or 'not stated'}",
     ]

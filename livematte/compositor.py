@@ -18,6 +18,7 @@ import numpy as np
 
 from livematte.backgrounds import Background, parse_background
 from livematte.fill import push_pull
+from livematte.frame import Size
 from livematte.resize import to_long_side
 from livematte.tiles import active_runs
 
@@ -89,20 +90,20 @@ def alpha_to_u8(alpha: np.ndarray) -> np.ndarray:
 class Compositor:
     """Composites frames of one size over one background.
 
-    ``size`` is (width, height), as :attr:`livematte.sources.Source.size`. ``decontaminate``
+    ``size`` is the frames' :class:`~livematte.frame.Size` (width, height), as
+    :attr:`livematte.sources.Source.size`; a plain (width, height) tuple is taken too. ``decontaminate``
     removes the old background's colour from edge pixels; ``smoothing``
     (0 disables) is the :class:`TemporalSmoother` strength. Output is uint8
     HxWx3 RGB, or HxWx4 RGBA (straight alpha) for ``transparent``.
     """
 
-    def __init__(self, background: Background | str, size: tuple[int, int],
+    def __init__(self, background: Background | str, size: Size | tuple[int, int],
                  decontaminate: bool = True, smoothing: float = 0.0):
         #: what goes behind the person; a ``--bg`` text is parsed once, here
         self.background = parse_background(background) if isinstance(background, str) else background
-        self.size = size
-        width, height = size
+        self.size = Size(*size)
         #: (height, width): the shape of the frames it accepts
-        self.shape = (height, width)
+        self.shape = self.size.shape
         self.decontaminate = decontaminate
         self.smoother = TemporalSmoother(smoothing) if smoothing > 0 else None
 
@@ -132,8 +133,8 @@ class Compositor:
         estimated old background.
         """
         if rgb.shape[:2] != self.shape or alpha.shape[:2] != self.shape:
-            raise ValueError(f"frame {rgb.shape[:2]} / alpha {alpha.shape[:2]} (HxW) do not match "
-                             f"compositor size {self.size} (WxH)")
+            raise ValueError(f"frame {Size.of(rgb)} / alpha {Size.of(alpha)} do not match "
+                             f"compositor size {self.size}")
         a = alpha_to_u8(alpha)
         if self.smoother is not None:
             a = self.smoother(a)

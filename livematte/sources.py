@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from livematte.errors import DeviceError, InputError
-from livematte.frame import Frame
+from livematte.frame import Frame, Size
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ class Source(ABC):
     live: bool = False
     #: nominal frames per second (average for variable frame rate)
     fps: float = 30.0
-    #: frame size after rotation, (width, height)
-    size: tuple[int, int] = (0, 0)
+    #: frame size after rotation
+    size: Size = Size(0, 0)
     #: number of frames when known in advance (progress bars), else None
     frame_count: int | None = None
     #: time base the source's pts were expressed in, reused by file sinks so
@@ -116,7 +116,7 @@ class _AVSource(Source):
             raise InputError(f"no decodable video frame in {label}: file is damaged or truncated")
         self._rotation = float(first.rotation or 0)
         w, h = first.width, first.height
-        self.size = (h, w) if int(round(self._rotation / 90.0)) % 2 else (w, h)
+        self.size = Size(h, w) if int(round(self._rotation / 90.0)) % 2 else Size(w, h)
 
     def _peek(self) -> "av.VideoFrame | None":
         """Decode the first frame now: its rotation fixes the output size sinks
@@ -378,7 +378,7 @@ class CameraSource(Source):
         self._cap = self._open()
         width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.size = (width, height)
+        self.size = Size(width, height)
         granted = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(granted) if granted and granted > 0 else float(fps or 30.0)
         self._closed = False

@@ -124,12 +124,12 @@ def damage_video_packets(clip: Path, first: int, count: int) -> Path:
     return damaged
 
 
-def write_keyer_engine(directory: Path, name: str = "red-keyer", size: tuple[int, int] = (32, 48)) -> Path:
-    """An ONNX engine: alpha = sigmoid(40 * (red - 0.5)), NCHW, fixed size; returns its manifest path."""
+def write_keyer_engine(directory: Path, name: str = "red-keyer", shape: tuple[int, int] = (32, 48)) -> Path:
+    """An ONNX engine: alpha = sigmoid(40 * (red - 0.5)), NCHW, fixed graph ``shape`` (H, W); returns its manifest."""
     import onnx
     from onnx import TensorProto, helper
 
-    h, w = size
+    h, w = shape
     nodes = [
         helper.make_node("Slice", ["src", "starts", "ends", "axes"], ["red"]),
         helper.make_node("Sub", ["red", "half"], ["centred"]),

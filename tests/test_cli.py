@@ -60,7 +60,9 @@ def test_engines_list_and_info(keyer: Path, capsys) -> None:
     assert main(["engines", "list"]) == 0
     assert main(["engines", "info", str(keyer)]) == 0
     out = capsys.readouterr().out
-    assert "red-keyer" in out and "32x48" in out and "CC0-1.0" in out and "not measured" in out
+    # sizes read width x height, as --size takes them: the keyer's graph is 32 high, 48 wide
+    assert "red-keyer" in out and "48x32" in out and "32x48" not in out
+    assert "CC0-1.0" in out and "not measured" in out
 
 
 def test_sample_command_writes_a_clip_with_audio(tmp_path: Path) -> None:
