@@ -47,6 +47,27 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     return parse
 
 
+def _fraction(high: float, closed: bool) -> Callable[[str], float]:
+    """A number in [0, high] (``closed``) or [0, high)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (0.0 <= value <= high if closed else 0.0 <= value < high):
+            raise argparse.ArgumentTypeError(f"expected a number in [0, {high:g}{']' if closed else ')'}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _matte_settings(args: argparse.Namespace):
+    from livematte.matte_adjust import MatteSettings
+
+    return MatteSettings(threshold=args.threshold, feather=args.feather, smoothing=args.smoothing)
+
+
 def _is_image_sequence(out: str) -> bool:
     """A directory (existing, trailing slash, or no extension) or a ``%06d.png`` pattern."""
     path = Path(out)
@@ -130,6 +151,7 @@ def _live_printer(quiet: bool) -> Callable:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    from livematte.matte_adjust import MatteAdjuster
     from livematte.pipeline import Pipeline
     from livematte.progress import ProgressBar
     from livematte.sinks import ImageSequenceSink, StreamSink, VideoFileSink
@@ -170,6 +192,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         source.close()
         raise
     bar = ProgressBar(enabled=not args.quiet)
+    settings = _matte_settings(args)
     pipeline = Pipeline(
         source,
         matter,
@@ -179,6 +202,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         duration=args.duration,
         on_progress=bar,
         on_live_stats=_live_printer(args.quiet),
+        adjust=None if settings.is_identity else MatteAdjuster(lambda: settings),
     )
     try:
         result = pipeline.run()
@@ -189,17 +213,39 @@ def cmd_process(args: argparse.Namespace) -> int:
     return _report_result(result, out, args.quiet)
 
 
+def _control_server(args: argparse.Namespace, controls):
+    """The --control endpoint, started, or None without --control."""
+    if not args.control:
+        return None
+    from livematte.control_server import ControlServer, parse_address
+
+    host, port = parse_address(args.control, allow_remote=args.control_allow_remote)
+    try:
+        server = ControlServer(controls, host, port, allow_remote=args.control_allow_remote)
+    except OSError as exc:
+        raise InputError(f"--control {args.control}: cannot listen there ({exc.strerror or exc})") from None
+    return server.start()
+
+
 def cmd_webcam(args: argparse.Namespace) -> int:
+    from livematte.live_controls import LiveControls, initial_state, stats_recorder
+    from livematte.matte_adjust import MatteAdjuster
     from livematte.pipeline import Pipeline
+    from livematte.preview_keys import apply_key
     from livematte.sinks import PreviewSink, StreamSink, VideoFileSink, VirtualCameraSink
     from livematte.sources import CameraSource, parse_camera
 
     if not (args.virtual_cam or args.preview or args.stream or args.record):
         raise InputError("choose where the video goes: --virtual-cam, --preview, --stream URL and/or --record FILE")
+    if args.control:  # a bad address is reported before the camera opens
+        from livematte.control_server import parse_address
+
+        parse_address(args.control, allow_remote=args.control_allow_remote)
     source = CameraSource(parse_camera(args.device), size=args.size, fps=args.fps)
+    server = None
     try:
         matter = _load_matter(args)
-        compositor = _compositor(args.bg, False, source.size)
+        controls = LiveControls(initial_state(args.bg or "blur", _matte_settings(args)), source.size)
         openers: list[Callable[[], object]] = []
         if args.record:
             openers.append(lambda: VideoFileSink(args.record, source.size, source.fps, overwrite=args.overwrite))
@@ -208,20 +254,28 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         if args.virtual_cam:
             openers.append(lambda: VirtualCameraSink(source.size, source.fps))
         if args.preview:
-            openers.append(PreviewSink)
+            openers.append(lambda: PreviewSink(on_key=lambda key: apply_key(key, controls)))
         sinks = _open_all(openers)
+        server = _control_server(args, controls)
     except BaseException:
         source.close()
         raise
     if not args.quiet:
         print(f"livematte: camera {args.device} at {source.size[0]}x{source.size[1]} {source.fps:.0f} fps; Ctrl-C stops",
               file=sys.stderr)
-    pipeline = Pipeline(source, matter, compositor, sinks, duration=args.duration, on_live_stats=_live_printer(args.quiet))
+    if server is not None:
+        # printed even with -q: without it the endpoint cannot be used
+        print(f"livematte: control panel and API at {server.url}", file=sys.stderr, flush=True)
+    pipeline = Pipeline(source, matter, controls, sinks, duration=args.duration,
+                        on_live_stats=stats_recorder(controls, _live_printer(args.quiet)),
+                        adjust=MatteAdjuster(lambda: controls.matte))
     try:
         result = pipeline.run()
     finally:
+        if server is not None:
+            server.stop()
         matter.close()
-        compositor.close()
+        controls.close()
     return _report_result(result, "the live outputs", args.quiet)
 
 
@@ -340,6 +394,7 @@ def _precision_option() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from livematte.preview_keys import keys_help
     from livematte.registry import DEFAULT_ENGINE
 
     common = argparse.ArgumentParser(add_help=False)
@@ -351,16 +406,29 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--bg", help="background: blur[:RADIUS] (the person left out), bokeh[:RADIUS] (blurrier farther from the person), "
                              "'#rrggbb' or a colour name, image file, video file (looped) or transparent (default blur)")
 
+    from livematte.matte_adjust import MAX_FEATHER, MAX_SMOOTHING
+
+    matte = argparse.ArgumentParser(add_help=False)
+    matte.add_argument("--threshold", type=_fraction(1.0, closed=False), default=0.0, metavar="T",
+                       help="alpha below T (0..1) becomes 0; the rest is stretched linearly from [T, 1] to [0, 1] "
+                            "(default 0: off)")
+    matte.add_argument("--feather", type=_fraction(MAX_FEATHER, closed=True), default=0.0, metavar="PX",
+                       help="soften the matte's edge: a hard edge becomes a ramp PX pixels wide (default 0)")
+    matte.add_argument("--smoothing", type=_fraction(MAX_SMOOTHING, closed=True), default=0.0, metavar="S",
+                       help="temporal smoothing 0..0.95 against flicker: slow matte changes lag by S/(1-S) frames on "
+                            "average (0.5: 1 frame, 0.8: 4 frames), motion over 24/255 a frame is not delayed (default 0)")
+
     parser = argparse.ArgumentParser(prog="livematte", description="Real-time human matting for video files, webcams and streams.",
                                      parents=[common])
     parser.add_argument("--version", action="version", version=f"livematte {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("process", parents=[common, engine], help="matte a video file or stream into a file")
+    p = sub.add_parser("process", parents=[common, engine, matte], help="matte a video file or stream into a file")
     p.add_argument("input", help="video file or stream URL (udp://, rtsp://, http(s)://, srt://)")
     p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, or udp:// URL")
     p.add_argument("--alpha", action="store_true", help="keep the background transparent (.mov ProRes 4444, .webm VP9, PNG)")
-    p.add_argument("--matte-out", metavar="DIR", help="also write the alpha matte, one 8-bit grey PNG per frame")
+    p.add_argument("--matte-out", metavar="DIR",
+                   help="also write the alpha matte (after --threshold/--feather/--smoothing), one 8-bit grey PNG per frame")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
     p.add_argument("--crf", type=int, default=20, help="encoder CRF: lower is better and bigger (default 20)")
@@ -374,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes for --quality high (default: one per CPU core)")
     p.set_defaults(func=cmd_process)
 
-    w = sub.add_parser("webcam", parents=[common, engine], help="matte a webcam live")
+    w = sub.add_parser("webcam", parents=[common, engine, matte], help="matte a webcam live",
+                       epilog=f"--preview keys: q/Esc quit; {keys_help()}")
     w.add_argument("--device", default="0", help="camera index or device path (default 0)")
     w.add_argument("--size", type=_size, default=(1280, 720), help="requested WIDTHxHEIGHT (default 1280x720)")
     w.add_argument("--fps", type=_positive(float), default=30.0, help="requested frame rate (default 30)")
@@ -384,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--record", metavar="FILE", help="also record to a video file")
     w.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
     w.add_argument("--duration", type=_positive(float), help="stop after SECONDS")
+    w.add_argument("--control", metavar="HOST:PORT",
+                   help="serve a control panel and JSON API there, e.g. 127.0.0.1:8765 (loopback only; the URL "
+                        "with its token is printed at start)")
+    w.add_argument("--control-allow-remote", action="store_true",
+                   help="let --control listen on a non-loopback address (anyone who reaches it with the token controls the stream)")
     w.set_defaults(func=cmd_webcam)
 
     e = sub.add_parser("engines", parents=[common], help="list installed engines or show one")

@@ -145,7 +145,9 @@ class Pipeline:
     """Runs one job from ``source`` through ``matter`` and ``compositor`` to ``sinks``.
 
     ``matte_sinks`` receive the alpha matte as 8-bit grey instead of the
-    composite. ``live`` defaults to the source's own kind. ``duration`` (live)
+    composite. ``adjust`` (e.g. a :class:`~livematte.matte_adjust.MatteAdjuster`)
+    changes the 8-bit matte before both the compositor and the matte sinks
+    see it, in the compositing thread, one frame at a time in order. ``live`` defaults to the source's own kind. ``duration`` (live)
     stops after that many seconds. ``on_progress(done, total, fps)`` and
     ``on_live_stats(LiveStats)`` are called from the caller's thread about
     every ``report_every`` seconds.
@@ -164,6 +166,7 @@ class Pipeline:
         on_progress: Callable[[int, int | None, float], None] | None = None,
         on_live_stats: Callable[[LiveStats], None] | None = None,
         report_every: float = 1.0,
+        adjust: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.source = source
         self.matter = matter
@@ -175,6 +178,7 @@ class Pipeline:
         self.on_progress = on_progress
         self.on_live_stats = on_live_stats
         self.report_every = report_every
+        self.adjust = adjust
         capacity = queue_size or (1 if self.live else 4)
         self._stopping = threading.Event()  # hard stop: error or second Ctrl-C
         self._cancel = threading.Event()  # soft stop: stop reading, drain the rest
@@ -270,6 +274,8 @@ class Pipeline:
 
     def _composite(self, item: _Item) -> None:
         matte = alpha_to_u8(item.alpha)  # once: the compositor and matte sinks share it
+        if self.adjust is not None:
+            matte = self.adjust(matte)
         item.image = self.compositor.compose(item.frame.rgb, matte, item.foreground)
         if self.matte_sinks:
             item.matte = matte

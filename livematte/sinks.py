@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import cv2
@@ -542,16 +543,20 @@ def display_available() -> str | None:
 
 
 class PreviewSink(Sink):
-    """An OpenCV window showing the output; closing it (or q/Esc) stops the job."""
+    """An OpenCV window showing the output; closing it (or q/Esc) stops the job.
+
+    Any other key goes to ``on_key`` (the live controls' shortcuts).
+    """
 
     WINDOW = "livematte preview"
 
-    def __init__(self) -> None:
+    def __init__(self, on_key: Callable[[int], object] | None = None) -> None:
         reason = display_available()
         if reason:
             raise DeviceError(f"cannot open a preview window: {reason}")
         cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
         self.closed_by_user = False
+        self._on_key = on_key
 
     def write(self, image: np.ndarray, pts: float | None) -> None:
         code = cv2.COLOR_RGBA2BGR if image.ndim == 3 and image.shape[2] == 4 else cv2.COLOR_RGB2BGR
@@ -560,6 +565,8 @@ class PreviewSink(Sink):
         if key in (27, ord("q")):
             self.closed_by_user = True
             raise KeyboardInterrupt
+        if key != 0xFF and self._on_key is not None:
+            self._on_key(key)
         self.written += 1
 
     def close(self, complete: bool = True) -> None:
