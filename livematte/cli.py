@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from livematte import __version__
-from livematte.errors import InputError, LivematteError, OutputError
+from livematte.errors import BATCH_FAILED_EXIT, InputError, LivematteError, OutputError
 from livematte.frame import Size
 
 log = logging.getLogger("livematte")
@@ -74,13 +74,13 @@ def _is_image_sequence(out: str) -> bool:
     return "%" in path.name or out.endswith(("/", "\\")) or path.is_dir() or not path.suffix
 
 
-def _load_matter(args: argparse.Namespace):
-    """Engine → Matter, both validated before any output exists."""
+def _load_matter(args: argparse.Namespace, threads: int | None = None):
+    """Engine → Matter, both validated before any output exists; ``threads`` caps the engine's (None: its default)."""
     from livematte.engine import Matter
     from livematte.registry import find_engine
 
     manifest = find_engine(args.model)
-    return Matter(manifest, backend=args.backend, precision=args.precision)
+    return Matter(manifest, backend=args.backend, precision=args.precision, threads=threads)
 
 
 def _quality_job(source, matter, args: argparse.Namespace):
@@ -151,6 +151,15 @@ def _live_printer(quiet: bool) -> Callable:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
+    return _report_result(run_process(args), args.output, args.quiet)
+
+
+def run_process(args: argparse.Namespace, engine_threads: int | None = None):
+    """The ``process`` job for parsed options, up to its :class:`~livematte.pipeline.PipelineResult`.
+
+    ``livematte batch`` runs it once per file, with ``engine_threads`` set so
+    that its parallel jobs share the cores instead of oversubscribing them.
+    """
     from livematte.matte_adjust import MatteAdjuster
     from livematte.pipeline import Pipeline
     from livematte.progress import ProgressBar
@@ -163,7 +172,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         if not is_stream_url(out) and not _is_image_sequence(out) and Path(out).exists() and not args.overwrite:
             # refused before the engine loads; the sink checks again when it opens
             raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
-        matter = _load_matter(args)
+        matter = _load_matter(args, engine_threads)
         if args.quality == "high":
             source, matter = _quality_job(source, matter, args)
         compositor = _compositor(args.bg, args.alpha, source.size)
@@ -205,12 +214,11 @@ def cmd_process(args: argparse.Namespace) -> int:
         adjust=None if settings.is_identity else MatteAdjuster(lambda: settings),
     )
     try:
-        result = pipeline.run()
+        return pipeline.run()
     finally:
         bar.finish()
         matter.close()
         compositor.close()
-    return _report_result(result, out, args.quiet)
 
 
 def _control_server(args: argparse.Namespace, controls):
@@ -277,6 +285,40 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         matter.close()
         controls.close()
     return _report_result(result, "the live outputs", args.quiet)
+
+
+#: ``batch`` options that are not ``process`` options (everything else is passed to each file's job)
+_BATCH_ONLY = ("inputs", "out_dir", "suffix", "ext", "jobs", "ray", "retries", "report", "func", "command", "debug")
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from livematte.batch.plan import plan_jobs
+    from livematte.batch.report import BatchProgress, counts_line, summary_table, write_report
+    from livematte.batch.run import run_batch
+
+    if args.jobs < 1 or args.retries < 0:
+        raise InputError("--jobs must be at least 1 and --retries at least 0")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"OUT_DIR {out_dir} is a file, not a folder")
+    _load_matter(args).close()  # a bad --model or --backend is reported once, before any file starts
+    _compositor(args.bg, args.alpha, (16, 16)).close()  # and so is a bad --bg
+    options = {key: value for key, value in vars(args).items() if key not in _BATCH_ONLY}
+    options.update(duration=None, quiet=True)
+    jobs = plan_jobs(args.inputs, out_dir, args.suffix, args.ext,
+                     Path(args.matte_out) if args.matte_out else None, options)
+    progress = BatchProgress(len(jobs), quiet=args.quiet)
+    outcome = run_batch(jobs, args.jobs, progress, overwrite=args.overwrite, ray_address=args.ray, retries=args.retries)
+    progress.finish()
+    if args.report:
+        runner = {"kind": "local" if args.ray is None else "ray", "address": args.ray or None, "jobs": args.jobs}
+        write_report(Path(args.report), outcome.results, outcome.elapsed_s, runner)
+    if not args.quiet:
+        print(summary_table(outcome.results), file=sys.stderr)
+    print(f"livematte: {counts_line(outcome.results, outcome.elapsed_s)}", file=sys.stderr)
+    if outcome.signal is not None:
+        return 128 + outcome.signal
+    return BATCH_FAILED_EXIT if any(r.status == "failed" for r in outcome.results) else 0
 
 
 def cmd_engines_list(args: argparse.Namespace) -> int:
@@ -423,24 +465,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"livematte {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("process", parents=[common, engine, matte], help="matte a video file or stream into a file")
+    job = argparse.ArgumentParser(add_help=False)  # what `process` and `batch` share
+    job.add_argument("--alpha", action="store_true", help="keep the background transparent (.mov ProRes 4444, .webm VP9, PNG)")
+    job.add_argument("--matte-out", metavar="DIR",
+                     help="also write the alpha matte (after --threshold/--feather/--smoothing), one 8-bit grey PNG per frame")
+    job.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    job.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
+    job.add_argument("--crf", type=int, default=20, help="encoder CRF: lower is better and bigger (default 20)")
+    job.add_argument("--preset", default="superfast", help="x264 preset: ultrafast ... veryslow (default superfast)")
+    job.add_argument("--quality", choices=["realtime", "high"], default="realtime",
+                     help="high: re-solve the edges offline (closed-form matting / refinement engine), seconds per frame; files only")
+    job.add_argument("--quality-method", choices=["closed-form", "refine", "both"], default="both",
+                     help="edge solver for --quality high (default both)")
+    job.add_argument("--quality-workers", type=int, default=os.cpu_count() or 1,
+                     help="processes for --quality high (default: one per CPU core)")
+
+    p = sub.add_parser("process", parents=[common, engine, matte, job], help="matte a video file or stream into a file")
     p.add_argument("input", help="video file or stream URL (udp://, rtsp://, http(s)://, srt://)")
     p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, or udp:// URL")
-    p.add_argument("--alpha", action="store_true", help="keep the background transparent (.mov ProRes 4444, .webm VP9, PNG)")
-    p.add_argument("--matte-out", metavar="DIR",
-                   help="also write the alpha matte (after --threshold/--feather/--smoothing), one 8-bit grey PNG per frame")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
-    p.add_argument("--crf", type=int, default=20, help="encoder CRF: lower is better and bigger (default 20)")
-    p.add_argument("--preset", default="superfast", help="x264 preset: ultrafast ... veryslow (default superfast)")
     p.add_argument("--duration", type=_positive(float), help="stop a live input after SECONDS")
-    p.add_argument("--quality", choices=["realtime", "high"], default="realtime",
-                   help="high: re-solve the edges offline (closed-form matting / refinement engine), seconds per frame; files only")
-    p.add_argument("--quality-method", choices=["closed-form", "refine", "both"], default="both",
-                   help="edge solver for --quality high (default both)")
-    p.add_argument("--quality-workers", type=int, default=os.cpu_count() or 1,
-                   help="processes for --quality high (default: one per CPU core)")
     p.set_defaults(func=cmd_process)
+
+    from livematte.batch.run import default_jobs
+
+    bt = sub.add_parser(
+        "batch", parents=[common, engine, matte, job], help="process many files (folders, globs) locally or on Ray",
+        description="Process every input file into OUT_DIR with the `process` options. Finished outputs are "
+                    "skipped on a rerun (resume); a failed file never stops the others.",
+        epilog=f"exit codes: 0 every file done or already done, {BATCH_FAILED_EXIT} some files failed (the rest "
+               "were written), 130/143 stopped by Ctrl-C/SIGTERM (files in flight finalised as NAME.partial.EXT)")
+    bt.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders (searched recursively) or globs ('clips/**/*.mov')")
+    bt.add_argument("out_dir", metavar="OUT_DIR", help="where outputs go, keeping the inputs' relative names")
+    bt.add_argument("--suffix", default="", help="added to each output's name before the extension (e.g. _matted)")
+    bt.add_argument("--ext", help="output container: mp4, mov, webm or mkv (default mp4; mov with --alpha)")
+    bt.add_argument("--jobs", type=int, default=default_jobs(),
+                    help=f"files at once (default {default_jobs()}: one per two cores, measured); each gets the "
+                         "cores divided by --jobs for its engine, encoder and --quality-workers")
+    bt.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                    help="run the files as Ray tasks: on a local Ray instance, or the cluster at ADDRESS "
+                         "(e.g. auto or 10.0.0.5:6379; inputs and outputs must be on paths every node sees). "
+                         "Needs `pip install 'livematte[cluster]'`; put it after OUT_DIR or give an ADDRESS")
+    bt.add_argument("--retries", type=int, default=2, help="with --ray: retries of a file whose worker died (default 2)")
+    bt.add_argument("--report", metavar="FILE.json", help="also write the results as JSON")
+    bt.set_defaults(func=cmd_batch)
 
     w = sub.add_parser("webcam", parents=[common, engine, matte], help="matte a webcam live",
                        epilog=f"--preview keys: q/Esc quit; {keys_help()}")
