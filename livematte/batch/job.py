@@ -61,7 +61,9 @@ def run_file(job: FileJob, engine_threads: int = 1) -> FileResult:
     started = time.monotonic()
     target = job.temporary
     try:
-        job.output.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (job.output.parent, job.matte_out.parent if job.matte_out else None):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
         outcome = _process(job, target, engine_threads)
         result.frames = outcome.frames_out
         if outcome.interrupted:
@@ -71,6 +73,7 @@ def run_file(job: FileJob, engine_threads: int = 1) -> FileResult:
                 result.output = str(job.partial)
         else:
             os.replace(target, job.output)
+            job.partial.unlink(missing_ok=True)  # an earlier interrupted run's part is superseded
             result.status = DONE
     except LivematteError as exc:
         result.error = str(exc)
