@@ -291,6 +291,12 @@ def cmd_webcam(args: argparse.Namespace) -> int:
 _BATCH_ONLY = ("inputs", "out_dir", "suffix", "ext", "jobs", "ray", "retries", "report", "func", "command", "debug")
 
 
+def batch_job_options(args: argparse.Namespace) -> dict:
+    """The ``process`` options each file of a parsed ``batch`` command runs with."""
+    options = {key: value for key, value in vars(args).items() if key not in _BATCH_ONLY}
+    return {**options, "duration": None, "quiet": True}
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from livematte.batch.plan import plan_jobs
     from livematte.batch.report import BatchProgress, counts_line, summary_table, write_report
@@ -303,10 +309,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         raise InputError(f"OUT_DIR {out_dir} is a file, not a folder")
     _load_matter(args).close()  # a bad --model or --backend is reported once, before any file starts
     _compositor(args.bg, args.alpha, (16, 16)).close()  # and so is a bad --bg
-    options = {key: value for key, value in vars(args).items() if key not in _BATCH_ONLY}
-    options.update(duration=None, quiet=True)
     jobs = plan_jobs(args.inputs, out_dir, args.suffix, args.ext,
-                     Path(args.matte_out) if args.matte_out else None, options)
+                     Path(args.matte_out) if args.matte_out else None, batch_job_options(args))
     progress = BatchProgress(len(jobs), quiet=args.quiet)
     outcome = run_batch(jobs, args.jobs, progress, overwrite=args.overwrite, ray_address=args.ray, retries=args.retries)
     progress.finish()
