@@ -254,6 +254,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     try:
         matter = _load_matter(args)
         controls = LiveControls(initial_state(args.bg or "blur", _matte_settings(args)), source.size)
+        server = _control_server(args, controls)  # before the sinks: a busy port leaves no file behind
         openers: list[Callable[[], object]] = []
         if args.record:
             openers.append(lambda: VideoFileSink(args.record, source.size, source.fps, overwrite=args.overwrite))
@@ -264,8 +265,9 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         if args.preview:
             openers.append(lambda: PreviewSink(on_key=lambda key: apply_key(key, controls)))
         sinks = _open_all(openers)
-        server = _control_server(args, controls)
     except BaseException:
+        if server is not None:
+            server.stop()
         source.close()
         raise
     if not args.quiet:

@@ -194,6 +194,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(exc.status, {"error": str(exc)})
         except LivematteError as exc:
             self._json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
+        except OSError:  # the client hung up mid-answer: nothing to tell it
+            log.debug("control: client went away", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500; the stream goes on
+            log.warning("control endpoint: %s: %s", type(exc).__name__, exc)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(exc).__name__}"})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._guarded("GET")

@@ -47,5 +47,6 @@ def first_line(error: object) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
+
 #: exit code of ``livematte batch`` when some files failed (the others were written)
 BATCH_FAILED_EXIT = 6

@@ -172,7 +172,7 @@ class LiveControls:
             paused, compositor, retired, self._retired = self._state.paused, self._compositor, self._retired, []
         for old in retired:  # closed here: only this thread ever used them
             old.close()
-        out = rgb.copy() if paused else compositor.compose(rgb, alpha, foreground)
+        out = rgb if paused else compositor.compose(rgb, alpha, foreground)
         self._keep_snapshot(out)
         return out
 

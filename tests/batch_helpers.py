@@ -1,5 +1,5 @@
-"""Per-file job functions for the batch runners' tests, importable by their worker processes
-(spawned locally or Ray workers): the real job, or a worker that dies on some files."""
+"""For the batch runners' tests: per-file options as the CLI makes them, and a job function
+importable by worker processes (spawned locally, or Ray workers) that dies on some files."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,13 @@ from pathlib import Path
 
 from livematte.batch.job import FileResult, run_file
 from livematte.batch.plan import FileJob
+from livematte.cli import batch_job_options, build_parser
+
+
+def job_options(model: Path) -> dict:
+    """Each file's options for ``livematte batch IN OUT --model MODEL --bg '#00ff00' --preset ultrafast``."""
+    args = build_parser().parse_args(["batch", "in", "out", "--model", str(model), "--bg", "#00ff00", "--preset", "ultrafast"])
+    return batch_job_options(args)
 
 
 def dies_on_crash_files(job: FileJob, engine_threads: int) -> FileResult:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_helpers import dies_on_crash_files
+from batch_helpers import dies_on_crash_files, job_options
 from livematte.batch.job import DONE, FAILED
 from livematte.batch.local import StopSignals, run_local
 from livematte.batch.plan import expand_inputs, plan_jobs
@@ -94,9 +94,7 @@ def test_bad_options_are_refused_before_any_file(clips: Path, tmp_path: Path, ke
 
 def test_a_worker_that_dies_fails_only_its_file(clips: Path, tmp_path: Path, keyer: Path) -> None:
     write_clip(clips / "crash.mp4", frames=6)
-    options = {"model": str(keyer), "backend": "cpu", "bg": "#00ff00", "alpha": False, "crf": 20, "preset": "ultrafast",
-               "threads": 1, "quality": "realtime", "duration": None, "quiet": True, "matte_out": None,
-               "threshold": 0.0, "feather": 0.0, "smoothing": 0.0}
+    options = job_options(keyer)
     jobs = [j for j in plan_jobs([str(clips)], tmp_path / "out", options=options) if j.input.name != "bad.mp4"]
     seen = []
     with StopSignals() as stop:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batch_helpers import dies_on_crash_files
+from batch_helpers import dies_on_crash_files, job_options
 from livematte.batch.job import DONE, FAILED
 from livematte.batch.plan import plan_jobs
 from livematte.batch.ray_runner import LOCAL_OBJECT_STORE_BYTES, run_ray
@@ -18,9 +18,6 @@ from media_helpers import REPO, probe, write_clip, write_keyer_engine
 
 #: the whole module's budget, Ray's start-up included (about 10 s of it on 2 cores)
 BUDGET_S = 150
-OPTIONS = {"backend": "cpu", "bg": "#00ff00", "alpha": False, "crf": 20, "preset": "ultrafast", "threads": 1,
-           "quality": "realtime", "duration": None, "quiet": True, "matte_out": None,
-           "threshold": 0.0, "feather": 0.0, "smoothing": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +43,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         write_clip(root / name, frames=frames, audio=False)
     (root / "broken.mp4").write_bytes(b"\x00" * 64)
     keyer = write_keyer_engine(tmp_path_factory.mktemp("keyer"))
-    return root, dict(OPTIONS, model=str(keyer))
+    return root, job_options(keyer)
 
 
 def test_ray_runs_the_batch_with_one_failing_file(ray_instance: float, inputs: tuple[Path, dict], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from livematte.batch.job import FAILED, INTERRUPTED, NOT_STARTED, FileResult, run_file
 from livematte.batch.plan import FileJob
-from livematte.errors import DeviceError
+from livematte.errors import DeviceError, first_line
 
 #: object store of a local instance: results are small, so the minimum Ray accepts is plenty
 LOCAL_OBJECT_STORE_BYTES = 80 * 1024 * 1024
@@ -44,14 +44,14 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
                      _node_ip_address="127.0.0.1")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise DeviceError(f"cannot start or reach {where}: {str(exc).splitlines()[0]}") from None
+        raise DeviceError(f"cannot start or reach {where}: {first_line(exc)}") from None
     return ray
 
 
 def _failure(job: FileJob, error: BaseException, retries: int) -> FileResult:
     name = type(error).__name__
     died = "WorkerCrashed" in name or "NodeDied" in name or "ActorDied" in name
-    message = f"Ray worker died ({name}), tried {retries + 1} times" if died else f"{name}: {str(error).splitlines()[0]}"
+    message = f"Ray worker died ({name}), tried {retries + 1} times" if died else f"{name}: {first_line(error)}"
     return FileResult(str(job.input), str(job.output), FAILED, error=message, attempts=retries + 1 if died else 1)
 
 

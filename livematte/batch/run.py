@@ -67,12 +67,14 @@ def run_batch(jobs: Sequence[FileJob], parallel: int, on_result: Callable[[FileR
         parallel = max(1, min(parallel, len(todo)))
         options, share = share_cores(todo[0][1].options, parallel)
         shared = [FileJob(job.input, job.relative, job.output, job.matte_out, options) for _, job in todo]
+        if ray_address is not None:
+            from livematte.batch.ray_runner import connect, run_ray
+
+            connect(ray_address or None)  # before our signal handlers: Ray installs its own
         with StopSignals() as stop:
             if ray_address is None:
                 done = run_local(shared, parallel, share, on_result, stop)
             else:
-                from livematte.batch.ray_runner import run_ray
-
                 done = run_ray(shared, ray_address or None, share, retries, on_result, lambda: stop.count > 0)
         results.update({index: result for (index, _), result in zip(todo, done)})
         signum = stop.signal
