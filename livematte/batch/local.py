@@ -1,12 +1,14 @@
-"""Run a batch's files in parallel processes on this machine.
+"""Run a batch's files in parallel worker processes on this machine.
 
-Each file runs in its own process (spawned, so no thread state is forked),
-at most ``jobs`` at once: a crash in one (a decoder segfault) fails that
-file only. Workers sit in their own process group, so the terminal's Ctrl-C
-reaches only this process, which then starts no new file and forwards one
-interrupt to each worker: the pipeline there finishes the frames in flight
-and finalises its output (a second Ctrl-C forwards a second interrupt,
-which aborts them). Files not started are left untouched.
+``jobs`` worker processes (spawned, so no thread state is forked) each take
+one file at a time and stay up for the next, so the imports are paid once
+per worker, not once per file. A worker that dies (a decoder segfault)
+fails only the file it was on, and a fresh worker takes its place. Workers
+sit in their own process group, so the terminal's Ctrl-C reaches only this
+process, which then starts no new file and forwards one interrupt to each
+worker: the pipeline there finishes the frames in flight and finalises its
+output (a second Ctrl-C forwards a second interrupt, which aborts them).
+Files not started are left untouched.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from livematte.batch.job import FAILED, NOT_STARTED, FileResult, run_file
@@ -24,11 +27,23 @@ from livematte.batch.plan import FileJob
 JobFunction = Callable[[FileJob, int], FileResult]
 
 
-def _worker(function: JobFunction, job: FileJob, engine_threads: int, conn: multiprocessing.connection.Connection) -> None:
+def _worker(function: JobFunction, engine_threads: int, conn: multiprocessing.connection.Connection) -> None:
+    """A worker's life: run each job it is sent until told to stop (None) or interrupted between jobs."""
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent, which forwards exactly one
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    conn.send(function(job, engine_threads))
-    conn.close()
+    try:
+        for job in iter(conn.recv, None):
+            conn.send(function(job, engine_threads))
+    except (KeyboardInterrupt, EOFError):
+        pass
+
+
+@dataclass
+class _Slot:
+    process: multiprocessing.Process
+    conn: multiprocessing.connection.Connection
+    #: the index of the job it is running, None when idle
+    job: int | None = None
 
 
 class StopSignals:
@@ -38,6 +53,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.count = 0
         self.signal: int | None = None
+        #: running worker processes, by id, for forwarding interrupts
         self.workers: dict[int, multiprocessing.Process] = {}
         self._previous: dict[int, object] = {}
 
@@ -61,35 +77,57 @@ class StopSignals:
 
 def run_local(jobs: Sequence[FileJob], parallel: int, engine_threads: int, on_result: Callable[[FileResult], None],
               stop: StopSignals, function: JobFunction = run_file) -> list[FileResult]:
-    """Run ``jobs``, ``parallel`` at a time, until done or ``stop`` has a signal; every file's result, in job order."""
+    """Run ``jobs`` on ``parallel`` workers until done or ``stop`` has a signal; every file's result, in job order."""
     context = multiprocessing.get_context("spawn")
-    pending = collections.deque(enumerate(jobs))
+    pending = collections.deque(range(len(jobs)))
     results: dict[int, FileResult] = {}
-    running: dict[multiprocessing.connection.Connection, tuple[int, multiprocessing.Process]] = {}
-    while running or (pending and not stop.count):
-        while pending and not stop.count and len(running) < parallel:
-            index, job = pending.popleft()
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(function, job, engine_threads, send),
-                                      name=f"livematte-batch-{index}")
-            process.start()
-            send.close()
-            running[receive] = (index, process)
-            stop.workers[index] = process
-        for conn in multiprocessing.connection.wait(list(running), timeout=0.5):
-            index, process = running.pop(conn)
+    slots: list[_Slot] = []
+
+    def start_worker() -> _Slot:
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_worker, args=(function, engine_threads, theirs), name="livematte-batch")
+        process.start()
+        theirs.close()
+        stop.workers[id(process)] = process
+        return _Slot(process, ours)
+
+    def retire(slot: _Slot) -> None:
+        slots.remove(slot)
+        slot.conn.close()
+        slot.process.join()
+        del stop.workers[id(slot.process)]
+
+    try:
+        while pending and not stop.count or any(slot.job is not None for slot in slots):
+            while pending and not stop.count and len(slots) < min(parallel, len(pending) + len(slots)):
+                slots.append(start_worker())
+            for slot in slots:
+                if slot.job is None and pending and not stop.count:
+                    slot.job = pending.popleft()
+                    slot.conn.send(jobs[slot.job])
+            by_conn = {slot.conn: slot for slot in slots}
+            for conn in multiprocessing.connection.wait(list(by_conn), timeout=0.5):
+                slot = by_conn[conn]
+                try:
+                    result = conn.recv()
+                except (EOFError, OSError):  # the worker died: the file it was on fails, a new worker follows
+                    retire(slot)
+                    if slot.job is None:
+                        continue
+                    job = jobs[slot.job]
+                    result = FileResult(str(job.input), str(job.output), FAILED,
+                                        error=f"worker process died (exit code {slot.process.exitcode})")
+                results[slot.job] = result
+                slot.job = None
+                on_result(result)
+    finally:
+        for slot in list(slots):
             try:
-                result = conn.recv()
-            except (EOFError, OSError):  # it died without an answer
-                process.join()
-                job = jobs[index]
-                result = FileResult(str(job.input), str(job.output), FAILED,
-                                    error=f"worker process died (exit code {process.exitcode})")
-            process.join()
-            conn.close()
-            del stop.workers[index]
-            results[index] = result
-            on_result(result)
-    for index, job in pending:
+                slot.conn.send(None)
+            except OSError:
+                pass
+            retire(slot)
+    for index in pending:
+        job = jobs[index]
         results[index] = FileResult(str(job.input), str(job.output), NOT_STARTED)
     return [results[i] for i in range(len(jobs))]
