@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from livematte.compositor import DEFAULT_BLUR_RADIUS, Compositor, parse_background
+from livematte.backgrounds import DEFAULT_BLUR_RADIUS, Blur, parse_background
+from livematte.compositor import Compositor
 from livematte.errors import InputError
 from livematte.matte_adjust import MatteSettings
 
@@ -47,7 +48,7 @@ class LiveState:
 
     @property
     def background_spec(self) -> str:
-        return f"blur:{self.blur}" if self.background == "blur" else self.background
+        return f"{Blur.word}:{self.blur}" if self.background == Blur.word else self.background
 
 
 _FIELDS = ("background", "blur", "threshold", "feather", "smoothing", "paused")
@@ -67,9 +68,9 @@ def _changed_state(state: LiveState, changes: Mapping[str, Any]) -> LiveState:
     if not isinstance(background, str) or not background.strip():
         raise InputError(f"background must be a --bg value such as 'blur', '#00ff00' or a file, got {background!r}")
     background = background.strip()
-    if background.lower().startswith("blur:"):  # 'blur:40' sets the strength too
-        parse_background(background)
-        background, blur = "blur", int(background[5:])
+    parsed = parse_background(background) if background.lower().startswith(Blur.word + ":") else None
+    if isinstance(parsed, Blur):  # 'blur:40' sets the strength too
+        background, blur = Blur.word, parsed.radius
     matte = {name: changes.get(name, getattr(state.matte, name)) for name in ("threshold", "feather", "smoothing")}
     return LiveState(background=background, blur=blur, matte=MatteSettings(**matte),
                      paused=changes.get("paused", state.paused))
@@ -100,11 +101,12 @@ class LiveControls:
         self._snapshot_at = 0.0
 
     def _open(self, state: LiveState) -> Compositor:
-        spec = parse_background(state.background_spec)
-        if spec.kind == "transparent":
-            raise InputError("background 'transparent' is not possible live: the outputs have no alpha "
+        background = parse_background(state.background_spec)
+        if background.channels != 3:
+            background.close()
+            raise InputError(f"background {state.background!r} is not possible live: the outputs have no alpha "
                              "(use `livematte process ... --alpha`)")
-        return Compositor(spec, self.size)
+        return Compositor(background, self.size)
 
     # ------------------------------------------------------------------ settings
 
