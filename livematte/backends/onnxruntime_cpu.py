@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from livematte.backends.base import BackendUnavailable, MattingBackend, initial_state
-from livematte.errors import EngineError
+from livematte.errors import EngineError, first_line
 from livematte.manifest import EngineManifest
 
 try:
@@ -68,7 +68,7 @@ class OnnxRuntimeBackend(MattingBackend):
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             raise EngineError(
                 f"engine {manifest.name!r}: ONNX Runtime cannot load {manifest.onnx_path.name}: "
-                f"{_first_line(exc)}"
+                f"{first_line(exc)}"
             ) from None
         input_types = {i.name: i.type for i in self.session.get_inputs()}
         self._state_dtypes = {s.input: _ORT_DTYPES.get(input_types.get(s.input, ""), np.float32)
@@ -87,7 +87,7 @@ class OnnxRuntimeBackend(MattingBackend):
         try:
             values = self.session.run(self._output_names + self._state_outputs, feed)
         except Exception as exc:
-            raise EngineError(f"engine {self.manifest.name!r} failed on a frame: {_first_line(exc)}") from None
+            raise EngineError(f"engine {self.manifest.name!r} failed on a frame: {first_line(exc)}") from None
         n = len(self._output_names)
         self.state = {s.input: v for s, v in zip(self.manifest.state, values[n:])}
         return dict(zip(self._output_names, values[:n]))
@@ -96,8 +96,3 @@ class OnnxRuntimeBackend(MattingBackend):
         self.state = {}
         # dropping the session frees its arena; ORT has no explicit close
         self.session = None  # type: ignore[assignment]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

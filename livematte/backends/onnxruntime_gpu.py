@@ -19,7 +19,7 @@ import onnxruntime as ort
 from livematte import trt_cache
 from livematte.backends.base import BackendUnavailable, initial_state, resolve_precision
 from livematte.backends.onnxruntime_cpu import OnnxRuntimeBackend
-from livematte.errors import EngineError
+from livematte.errors import EngineError, first_line
 from livematte.manifest import EngineManifest
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -103,8 +103,7 @@ class DeviceState:
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:  # ORT raises its own Fail/InvalidArgument types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise EngineError(f"engine {self.manifest.name!r} failed on a frame: {first}") from None
+            raise EngineError(f"engine {self.manifest.name!r} failed on a frame: {first_line(exc)}") from None
         values = binding.get_outputs()
         results = {name: values[i].numpy() for i, name in enumerate(output_names)}
         self._current, self._next = self._next, self._current

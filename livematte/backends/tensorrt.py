@@ -25,7 +25,7 @@ import numpy as np
 
 from livematte import trt_cache
 from livematte.backends.base import BackendUnavailable, MattingBackend, initial_state, resolve_precision
-from livematte.errors import EngineError
+from livematte.errors import EngineError, first_line
 from livematte.graph_inputs import input_shapes
 from livematte.manifest import EngineManifest
 
@@ -50,7 +50,7 @@ def import_gpu_libraries() -> tuple[Any, Any]:
         try:
             modules[package] = importlib.import_module(module)
         except ImportError as exc:
-            broken.append(f"{package} ({_first_line(exc)})")
+            broken.append(f"{package} ({first_line(exc)})")
     if missing:
         raise BackendUnavailable(f"the TensorRT backend needs {' and '.join(missing)}: {INSTALL_HINT}")
     if broken:
@@ -68,7 +68,7 @@ def init_cuda(cuda: Any) -> None:
     try:
         cuda.init()
     except cuda.Error as exc:
-        raise BackendUnavailable(f"CUDA cannot start: {_first_line(exc)}; is an NVIDIA GPU visible "
+        raise BackendUnavailable(f"CUDA cannot start: {first_line(exc)}; is an NVIDIA GPU visible "
                                  "and its driver installed?") from None
 
 
@@ -139,7 +139,7 @@ def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
     if not parser.parse_from_file(str(manifest.onnx_path)):
         errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
         raise EngineError(f"engine {manifest.name!r}: TensorRT cannot parse {manifest.onnx_path.name}: "
-                          f"{_first_line(errors[0]) if errors else 'unknown parser error'}")
+                          f"{first_line(errors[0]) if errors else 'unknown parser error'}")
     config = builder.create_builder_config()
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
@@ -328,8 +328,3 @@ class TensorRTBackend(MattingBackend):
             self._context = self._engine = self._runtime = None
         self._gpu.release()
         self._gpu = None
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
