@@ -84,3 +84,14 @@ def trimap_from_probabilities(probs: np.ndarray, size: tuple[int, int],
     if radius is None:
         radius = band_radius((h, w))
     return trimap_from_masks(label == 2, label == 0, radius)
+
+
+def band_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    """Bounding box of ``mask`` grown by ``margin`` and clipped to the image."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))

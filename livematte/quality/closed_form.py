@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from livematte.errors import DeviceError
-from livematte.quality.band import BACKGROUND, FOREGROUND, UNKNOWN
+from livematte.quality.band import BACKGROUND, FOREGROUND, UNKNOWN, band_box
 
 try:
     from pymatting import estimate_alpha_cf, estimate_foreground_ml
@@ -26,17 +26,6 @@ except ImportError as exc:  # an optional extra: say what to install, in one lin
 
 DEFAULT_MAX_PIXELS = 500_000
 """Working-resolution cap of one solve (pixels of the band's bounding box)."""
-
-
-def band_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
-    """Bounding box of ``mask`` grown by ``margin`` and clipped to the image."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    h, w = mask.shape
-    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
-            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))
 
 
 def _downscale_trimap(trimap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

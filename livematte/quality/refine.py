@@ -21,6 +21,7 @@ import onnxruntime as ort
 from livematte.errors import EngineError
 from livematte.manifest import EngineManifest, Role, load_manifest
 from livematte.normalise import InputNormaliser
+from livematte.quality.band import band_box
 
 DEFAULT_TILE = 512
 
@@ -71,13 +72,13 @@ class Refiner:
         if band is None:
             band = np.ones((h, w), dtype=bool)
         out = coarse.copy()
-        rows = np.flatnonzero(band.any(axis=1))
-        if rows.size == 0:
+        box = band_box(band, margin=0)
+        if box is None:
             return out
-        cols = np.flatnonzero(band.any(axis=0))
+        rows, cols = box
         t, halo = self.tile, self.halo
-        for y0 in range(rows[0], rows[-1] + 1, t):
-            for x0 in range(cols[0], cols[-1] + 1, t):
+        for y0 in range(rows.start, rows.stop, t):
+            for x0 in range(cols.start, cols.stop, t):
                 y1, x1 = min(y0 + t, h), min(x0 + t, w)
                 core = band[y0:y1, x0:x1]
                 if not core.any():
