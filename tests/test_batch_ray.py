@@ -1,6 +1,7 @@
 """``livematte batch --ray`` on a real local Ray instance on 127.0.0.1 (2 CPUs, no dashboard,
 a small object store, usage stats off): the same results and report as the local runner,
-a failing file, and a worker that dies, retried a bounded number of times."""
+a failing file, a worker that dies, retried a bounded number of times, and a stop (Ctrl-C)
+that finalises the running file and leaves the others untouched."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batch_helpers import dies_on_crash_files, job_options
-from livematte.batch.job import DONE, FAILED
+from livematte.batch.job import DONE, FAILED, INTERRUPTED, NOT_STARTED
 from livematte.batch.plan import plan_jobs
 from livematte.batch.ray_runner import LOCAL_OBJECT_STORE_BYTES, run_ray
 from livematte.batch.run import LOCAL_RAY, run_batch
@@ -69,3 +70,18 @@ def test_a_dying_ray_worker_is_retried_then_reported(ray_instance: float, inputs
     assert crashed.status == FAILED and "worker died" in crashed.error and crashed.attempts == 2
     assert (root / "crash.attempts").read_text().count("attempt") == 2  # one try and one bounded retry
     assert fine.status == DONE
+
+
+def test_stopping_a_ray_batch_finalises_the_running_file_and_leaves_the_rest(
+        ray_instance: float, inputs: tuple[Path, dict], tmp_path: Path) -> None:
+    _, options = inputs
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    for name in ("one.mp4", "two.mp4"):
+        write_clip(root / name, size=(320, 240), frames=400, fps=30, audio=False)
+    jobs = plan_jobs([str(root)], out, options=options)
+    writing = lambda: any(out.glob(".*part*"))  # noqa: E731 - Ctrl-C once the first file is being written
+    first, second = run_ray(jobs, None, 2, retries=0, on_result=lambda r: None, should_stop=writing)
+    assert first.status == INTERRUPTED and 0 < probe(out / "one.partial.mp4")["video"]["frames"] < 400
+    assert second.status == NOT_STARTED
+    assert sorted(p.name for p in out.iterdir()) == ["one.partial.mp4"]
