@@ -1,7 +1,12 @@
-"""--threshold/--feather/--smoothing and --control as users type them."""
+"""--threshold/--feather/--smoothing and webcam --control as users type them."""
 from __future__ import annotations
 
+import http.client
+import json
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -9,7 +14,7 @@ import pytest
 from conftest import read_grey
 from livematte.cli import main
 from livematte.matte_adjust import threshold_table
-from media_helpers import one_error_line, run_cli, write_clip, write_keyer_engine
+from media_helpers import cli_env, one_error_line, run_cli, write_clip, write_keyer_engine
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +52,28 @@ def test_control_on_a_public_interface_is_refused_before_the_camera_opens() -> N
     result = run_cli("webcam", "--device", "/dev/video-none", "--record", "x.mp4", "--control", "0.0.0.0:8765")
     assert result.returncode == 2
     assert "not loopback" in one_error_line(result.stderr) and "--control-allow-remote" in result.stderr
+
+
+def test_webcam_control_endpoint_end_to_end(tmp_path: Path, job: tuple[Path, Path]) -> None:
+    """The printed URL (token included) reaches the running session's settings; a file stands in for the camera."""
+    _, keyer = job
+    clip = write_clip(tmp_path / "camera.mp4", size=(96, 64), frames=240, fps=24, audio=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "livematte", "webcam", "--device", str(clip), "--record", str(tmp_path / "rec.mp4"),
+         "--model", str(keyer), "--bg", "blur:40", "--threshold", "0.3", "--control", "127.0.0.1:0", "--duration", "4"],
+        env=cli_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while "control panel and API at" not in line:
+            line = process.stderr.readline()
+            assert line, "the session ended without printing the control URL"
+        url = urlsplit(line.split(" at ", 1)[1].strip())
+        token = parse_qs(url.query)["token"][0]
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        connection.request("POST", "/api/settings", body=json.dumps({"feather": 2}),
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        answer = json.loads(connection.getresponse().read())
+        assert answer["settings"] == {"background": "blur", "blur": 40, "paused": False,
+                                      "threshold": 0.3, "feather": 2, "smoothing": 0.0}
+    finally:
+        process.communicate(timeout=60)
