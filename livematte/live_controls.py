@@ -62,8 +62,6 @@ def _changed_state(state: LiveState, changes: Mapping[str, Any]) -> LiveState:
     if "paused" in changes and not isinstance(changes["paused"], bool):
         raise InputError(f"paused must be true or false, got {changes['paused']!r}")
     blur = changes.get("blur", state.blur)
-    if isinstance(blur, bool) or not isinstance(blur, int) or not 1 <= blur <= MAX_BLUR:
-        raise InputError(f"blur must be a whole number of pixels in [1, {MAX_BLUR}], got {blur!r}")
     background = changes.get("background", state.background)
     if not isinstance(background, str) or not background.strip():
         raise InputError(f"background must be a --bg value such as 'blur', '#00ff00' or a file, got {background!r}")
@@ -71,6 +69,8 @@ def _changed_state(state: LiveState, changes: Mapping[str, Any]) -> LiveState:
     parsed = parse_background(background) if background.lower().startswith(Blur.word + ":") else None
     if isinstance(parsed, Blur):  # 'blur:40' sets the strength too
         background, blur = Blur.word, parsed.radius
+    if isinstance(blur, bool) or not isinstance(blur, int) or not 1 <= blur <= MAX_BLUR:
+        raise InputError(f"blur must be a whole number of pixels in [1, {MAX_BLUR}], got {blur!r}")
     matte = {name: changes.get(name, getattr(state.matte, name)) for name in ("threshold", "feather", "smoothing")}
     return LiveState(background=background, blur=blur, matte=MatteSettings(**matte),
                      paused=changes.get("paused", state.paused))

@@ -81,6 +81,7 @@ def test_settings_change_what_is_composed(server: ControlServer, controls: LiveC
     ({"background": "nowhere.jpg"}, 422, "not a colour"),
     ({"background": "transparent"}, 422, "no alpha"),
     ({"blur": 0}, 422, "blur must be"),
+    ({"background": "blur:500"}, 422, "blur must be"),
     ({"paused": "yes"}, 422, "paused must be true or false"),
     ({"volume": 3}, 422, "unknown setting 'volume'"),
 ])
