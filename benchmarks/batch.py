@@ -1,19 +1,22 @@
 """Files per minute of `livematte batch`: 1, 2 and N parallel jobs on this machine, and the
 same files as tasks on a local Ray instance, side by side.
 
-    python benchmarks/batch.py [--files 6] [--seconds 3] [--size 640x360] [--jobs 1 2 4]
+    python benchmarks/batch.py [--files 6] [--seconds 3] [--size 640x360] [--jobs 1 2 4] [--repeat 3]
 
 The inputs are sample clips (`livematte sample`), processed with the default
 engine and `--bg blur` into a temporary folder; every run starts from an
 empty output folder. Each row's time runs from the first file started to
 the last finished, process start-up and engine loading included; Ray's own
 start-up is timed separately (it is paid once per batch, or never on a
-running cluster).
+running cluster). With ``--repeat N`` the runners take turns N times (so a
+burst of load elsewhere hits them alike) and each row shows the median and
+the range of files per minute.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -49,31 +52,37 @@ def main() -> int:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--jobs", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1}))
     parser.add_argument("--model", help="engine (default: the shipped default)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every runner, taking turns")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     options = _options(args.model)
-    rows = []
+    cores = os.cpu_count() or 1
+    runners = [(f"local, --jobs {n}", n, False) for n in args.jobs]
+    runners += [(f"local Ray, {n} task(s) at once", n, True) for n in sorted({1, cores})]
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in runners}
     with tempfile.TemporaryDirectory(prefix="livematte-batch-bench-") as tmp:
         inputs = Path(tmp) / "in"
         inputs.mkdir()
         for index in range(args.files):
             write_sample(inputs / f"clip{index:02d}.mp4", size=(width, height), seconds=args.seconds, fps=30.0)
-        frames = round(args.seconds * 30) * args.files
-        for parallel in args.jobs:
-            elapsed, done = _timed(inputs, Path(tmp) / f"out-local-{parallel}", parallel, options, ray=False)
-            rows.append((f"local, --jobs {parallel}", elapsed, done))
-        t0 = time.monotonic()
-        connect(None)
-        ray_start = time.monotonic() - t0
-        cores = os.cpu_count() or 1
-        for parallel in sorted({1, cores}):
-            elapsed, done = _timed(inputs, Path(tmp) / f"out-ray-{parallel}", parallel, options, ray=True)
-            rows.append((f"local Ray, {parallel} task(s) at once", elapsed, done))
-    print(f"{args.files} clips of {args.seconds:g} s at {width}x{height} 30 fps ({frames} frames), --bg blur, "
-          f"{os.cpu_count()} cores; Ray start-up {ray_start:.1f} s (not in the rows)")
-    print(f"{'runner':34s} {'files done':>10s} {'seconds':>8s} {'files/min':>9s} {'frames/s':>9s}")
-    for name, elapsed, done in rows:
-        print(f"{name:34s} {done:>10d} {elapsed:8.1f} {60 * done / elapsed:9.2f} {frames * done / args.files / elapsed:9.1f}")
+        ray_start = None
+        for round_ in range(args.repeat):
+            for name, parallel, ray in runners:
+                if ray and ray_start is None:  # started only now, so it idles through no local row
+                    t0 = time.monotonic()
+                    connect(None)
+                    ray_start = time.monotonic() - t0
+                out = Path(tmp) / f"out-{round_}-{'ray' if ray else 'local'}-{parallel}"
+                elapsed, done = _timed(inputs, out, parallel, options, ray)
+                rates[name].append(60 * done / elapsed)
+    frames = round(args.seconds * 30)
+    print(f"{args.files} clips of {args.seconds:g} s at {width}x{height} 30 fps, --bg blur, {cores} cores, "
+          f"{args.repeat} round(s); Ray start-up {ray_start or 0:.1f} s (not in the rows); load average now "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'runner':34s} {'files/min':>9s} {'range':>13s} {'frames/s':>9s}")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(f"{name:34s} {median:9.2f} {min(values):6.2f}-{max(values):<6.2f} {median * frames / 60:9.1f}")
     return 0
 
 
