@@ -17,11 +17,12 @@ LOCAL_RAY = ""
 def default_jobs(cores: int | None = None) -> int:
     """Files at once on this machine: one per two cores.
 
-    ``benchmarks/batch.py`` on the 2-core box (6 clips of 3 s at 640x360,
-    2026-12-01, machine shared with other jobs): 15.7 files/min with one job,
-    13.0 with two and 11.0 with four. One ``process`` job already overlaps
-    decoding, the engine, compositing and encoding on both cores; more jobs
-    only add contention, memory and time to the first finished file.
+    ``benchmarks/batch.py --repeat 3`` on the 2-core box (6 clips of 3 s at
+    640x360, 2026-12-01, machine shared with other jobs), median files/min:
+    19.0 with one job, 16.0 with two, 13.4 with four. One ``process`` job
+    already overlaps decoding, the engine, compositing and encoding on both
+    cores; more jobs only add contention, memory and time to the first
+    finished file.
     """
     return max(1, (cores or os.cpu_count() or 1) // 2)
 
