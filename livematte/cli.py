@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 from livematte import __version__
 from livematte.errors import BATCH_FAILED_EXIT, InputError, LivematteError, OutputError
 from livematte.frame import Size
+from livematte.interrupts import checkpoint, deferred, exit_code, raising, sigterm_raises
 
 log = logging.getLogger("livematte")
 
@@ -62,6 +64,25 @@ def _fraction(high: float, closed: bool) -> Callable[[str], float]:
     return parse
 
 
+#: x264's presets, fastest first
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (bad values are exit 2, not an encoder error later)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected {bounds}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _matte_settings(args: argparse.Namespace):
     from livematte.matte_adjust import MatteSettings
 
@@ -93,13 +114,32 @@ def _quality_job(source, matter, args: argparse.Namespace):
     return prefetch.source, prefetch
 
 
-def _compositor(bg: str | None, alpha: bool, size: Size):
-    """The compositor for frames of ``size`` (width, height)."""
-    from livematte.compositor import Compositor
+def _background(bg: str | None, alpha: bool):
+    """The parsed ``--bg`` (checked before anything is opened or refused)."""
+    from livematte.backgrounds import parse_background
 
     if alpha and bg not in (None, "transparent"):
         raise InputError("--alpha keeps the background transparent; drop --bg or drop --alpha")
-    return Compositor("transparent" if alpha else (bg or "blur"), size)
+    return parse_background("transparent" if alpha else (bg or "blur"))
+
+
+def _check_options(args: argparse.Namespace, outputs: Sequence[str]):
+    """Bad option values are reported first, before the input is opened or an
+    existing output refused: the background, the engine's name, and whether
+    every output can hold a transparent background. Returns the background."""
+    from livematte.registry import find_engine
+    from livematte.sinks import check_alpha_container
+    from livematte.sources import is_stream_url
+
+    background = _background(args.bg, getattr(args, "alpha", False))
+    find_engine(args.model)
+    if background.channels == 4:
+        for out in outputs:
+            if is_stream_url(out):
+                raise OutputError(f"a transparent background cannot be streamed ({out} carries no alpha)")
+            if not _is_image_sequence(out):
+                check_alpha_container(Path(out).suffix)
+    return background
 
 
 def _open_all(openers: Sequence[Callable[[], object]]) -> list:
@@ -115,34 +155,47 @@ def _open_all(openers: Sequence[Callable[[], object]]) -> list:
     return opened
 
 
+def _run(pipeline):
+    """Run a job whose outputs are open; a stop before the pipeline took them
+    over (Ctrl-C, SIGTERM) still removes their temporary files."""
+    try:
+        return pipeline.run()
+    except BaseException:
+        for sink in pipeline.sinks + pipeline.matte_sinks:
+            sink.abort()
+        raise
+
+
 def _report_result(result, target: str, quiet: bool) -> int:
     from livematte.pipeline import PipelineResult
 
     assert isinstance(result, PipelineResult)
     skipped = f", {result.decode_errors} damaged packets skipped or concealed" if result.decode_errors else ""
+    if result.missing_frames:
+        skipped += f", {result.missing_frames} frames missing from the input stream (lost before they arrived)"
     dropped = f", {result.dropped} dropped to stay live" if result.dropped else ""
+    preparing = f"; {result.preparing_s:.0f} s of it preparing --quality high" if result.preparing_s >= 1 else ""
     if result.interrupted:
         print(
-            f"livematte: interrupted: wrote {result.frames_out} frames to {target} (finalised, playable){skipped}",
+            f"livematte: interrupted: wrote {result.frames_out} frames to {target} (finalised, playable){skipped}{dropped}",
             file=sys.stderr,
         )
         return 128 + (result.signal or 2)
     if not quiet:
         print(
-            f"livematte: wrote {result.frames_out} frames to {target} in {result.elapsed_s:.1f} s "
-            f"({result.fps:.1f} fps){skipped}{dropped}",
+            f"livematte: wrote {result.frames_out} frames to {target} in {result.elapsed_s + result.preparing_s:.1f} s "
+            f"({result.fps:.1f} fps{preparing}){skipped}{dropped}",
             file=sys.stderr,
         )
     return 0
 
 
-def _live_printer(quiet: bool) -> Callable:
+def _live_printer(quiet: bool, drops: bool = True) -> Callable:
+    """Once a second: fps, latency and (a live session only; a recording keeps every frame) frames dropped."""
     def show(stats) -> None:
         if not quiet:
-            print(
-                f"livematte: {stats.fps:5.1f} fps  latency {stats.latency_ms:6.1f} ms  dropped {stats.dropped}",
-                file=sys.stderr,
-            )
+            dropped = f"  dropped {stats.dropped}" if drops else ""
+            print(f"livematte: {stats.fps:5.1f} fps  latency {stats.latency_ms:6.1f} ms{dropped}", file=sys.stderr)
 
     return show
 
@@ -160,22 +213,28 @@ def run_process(args: argparse.Namespace, engine_threads: int | None = None):
     ``livematte batch`` runs it once per file, with ``engine_threads`` set so
     that its parallel jobs share the cores instead of oversubscribing them.
     """
+    from livematte.compositor import Compositor
     from livematte.matte_adjust import MatteAdjuster
+    from livematte.numba_cache import prepare_quality
     from livematte.pipeline import Pipeline
     from livematte.progress import ProgressBar
     from livematte.sinks import ImageSequenceSink, StreamSink, VideoFileSink
     from livematte.sources import is_stream_url, open_source
 
     out = args.output
+    background = _check_options(args, [out])
     source = open_source(args.input)
     try:
         if not is_stream_url(out) and not _is_image_sequence(out) and Path(out).exists() and not args.overwrite:
             # refused before the engine loads; the sink checks again when it opens
             raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
         matter = _load_matter(args, engine_threads)
+        preparing_s = 0.0
         if args.quality == "high":
+            with raising():  # minutes of compiling the first time: Ctrl-C stops it at once
+                preparing_s = prepare_quality(args.quiet)
             source, matter = _quality_job(source, matter, args)
-        compositor = _compositor(args.bg, args.alpha, source.size)
+        compositor = Compositor(background, source.size)
         if is_stream_url(out):
             main = lambda: StreamSink(out, source.size, source.fps)  # noqa: E731
         elif _is_image_sequence(out):
@@ -186,16 +245,17 @@ def run_process(args: argparse.Namespace, engine_threads: int | None = None):
                 source.size,
                 source.fps,
                 source.time_base,
-                alpha=args.alpha,
+                alpha=background.channels == 4,
                 quality=args.crf,
                 preset=args.preset,
-                audio_from=None if source.live else source.audio_path,
+                audio_from=source.live_audio or source.audio_path,
                 overwrite=args.overwrite,
                 threads=args.threads,
             )
         openers = [main]
         if args.matte_out:
             openers.append(lambda: ImageSequenceSink(args.matte_out, overwrite=args.overwrite))
+        checkpoint()  # stopped while setting up: nothing to open
         sinks = _open_all(openers)
     except BaseException:
         source.close()
@@ -209,12 +269,15 @@ def run_process(args: argparse.Namespace, engine_threads: int | None = None):
         sinks[:1],
         matte_sinks=sinks[1:],
         duration=args.duration,
+        drop_frames=False,  # a recording job, even of a live stream: queue, never drop
         on_progress=bar,
-        on_live_stats=_live_printer(args.quiet),
+        on_live_stats=_live_printer(args.quiet, drops=False),
         adjust=None if settings.is_identity else MatteAdjuster(lambda: settings),
     )
     try:
-        return pipeline.run()
+        result = _run(pipeline)
+        result.preparing_s = preparing_s
+        return result
     finally:
         bar.finish()
         matter.close()
@@ -241,7 +304,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     from livematte.pipeline import Pipeline
     from livematte.preview_keys import apply_key
     from livematte.sinks import PreviewSink, StreamSink, VideoFileSink, VirtualCameraSink
-    from livematte.sources import CameraSource, parse_camera
+    from livematte.sources import open_live_device
 
     if not (args.virtual_cam or args.preview or args.stream or args.record):
         raise InputError("choose where the video goes: --virtual-cam, --preview, --stream URL and/or --record FILE")
@@ -249,7 +312,12 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         from livematte.control_server import parse_address
 
         parse_address(args.control, allow_remote=args.control_allow_remote)
-    source = CameraSource(parse_camera(args.device), size=args.size, fps=args.fps)
+    background = _check_options(args, [])
+    background.close()
+    if background.channels == 4:
+        raise InputError("--bg transparent: live outputs (virtual camera, stream, preview) carry no alpha; "
+                         "use a colour, an image, a video or blur")
+    source = open_live_device(args.device, size=args.size, fps=args.fps)
     server = None
     try:
         matter = _load_matter(args)
@@ -264,6 +332,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
             openers.append(lambda: VirtualCameraSink(source.size, source.fps))
         if args.preview:
             openers.append(lambda: PreviewSink(on_key=lambda key: apply_key(key, controls)))
+        checkpoint()  # stopped while setting up: nothing to open
         sinks = _open_all(openers)
     except BaseException:
         if server is not None:
@@ -271,7 +340,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         source.close()
         raise
     if not args.quiet:
-        print(f"livematte: camera {args.device} at {source.size[0]}x{source.size[1]} {source.fps:.0f} fps; Ctrl-C stops",
+        print(f"livematte: live input {args.device} at {source.size[0]}x{source.size[1]} {source.fps:.0f} fps; Ctrl-C stops",
               file=sys.stderr)
     if server is not None:
         # printed even with -q: without it the endpoint cannot be used
@@ -280,7 +349,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                         on_live_stats=stats_recorder(controls, _live_printer(args.quiet)),
                         adjust=MatteAdjuster(lambda: controls.matte))
     try:
-        result = pipeline.run()
+        result = _run(pipeline)
     finally:
         if server is not None:
             server.stop()
@@ -310,7 +379,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"OUT_DIR {out_dir} is a file, not a folder")
     _load_matter(args).close()  # a bad --model or --backend is reported once, before any file starts
-    _compositor(args.bg, args.alpha, (16, 16)).close()  # and so is a bad --bg
+    _check_options(args, [f"out.{args.ext}"] if args.ext else []).close()  # and so is a bad --bg
     jobs = plan_jobs(args.inputs, out_dir, args.suffix, args.ext,
                      Path(args.matte_out) if args.matte_out else None, batch_job_options(args))
     progress = BatchProgress(len(jobs), quiet=args.quiet)
@@ -476,9 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--matte-out", metavar="DIR",
                      help="also write the alpha matte (after --threshold/--feather/--smoothing), one 8-bit grey PNG per frame")
     job.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    job.add_argument("--threads", type=int, default=0, help="encoder threads (0: automatic)")
-    job.add_argument("--crf", type=int, default=20, help="encoder CRF: lower is better and bigger (default 20)")
-    job.add_argument("--preset", default="superfast", help="x264 preset: ultrafast ... veryslow (default superfast)")
+    job.add_argument("--threads", type=_int_in(0), default=0, help="encoder threads (0: automatic)")
+    job.add_argument("--crf", type=_int_in(0, 51), default=20, help="encoder CRF 0..51: lower is better and bigger (default 20)")
+    job.add_argument("--preset", choices=X264_PRESETS, default="superfast", metavar="PRESET",
+                     help="x264 preset: ultrafast ... veryslow (default superfast)")
     job.add_argument("--quality", choices=["realtime", "high"], default="realtime",
                      help="high: re-solve the edges offline (closed-form matting / refinement engine), seconds per frame; files only")
     job.add_argument("--quality-method", choices=["closed-form", "refine", "both"], default="both",
@@ -489,8 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("process", parents=[common, engine, matte, job], help="matte a video file or stream into a file")
     p.add_argument("input", help="video file or stream URL (udp://, rtsp://, http(s)://, srt://)")
     p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, or udp:// URL")
-    p.add_argument("--duration", type=_positive(float), help="stop a live input after SECONDS")
-    p.set_defaults(func=cmd_process)
+    p.add_argument("--duration", type=_positive(float),
+                   help="stop after SECONDS of the input (media time: video and audio alike)")
+    p.set_defaults(func=cmd_process, job=True)
 
     from livematte.batch.run import default_jobs
 
@@ -531,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with its token is printed at start)")
     w.add_argument("--control-allow-remote", action="store_true",
                    help="let --control listen on a non-loopback address (anyone who reaches it with the token controls the stream)")
-    w.set_defaults(func=cmd_webcam)
+    w.set_defaults(func=cmd_webcam, job=True)
 
     e = sub.add_parser("engines", parents=[common], help="list installed engines or show one")
     esub = e.add_subparsers(dest="engines_command", required=True, metavar="list|info|build")
@@ -572,16 +643,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING,
         format="livematte: %(levelname)s: %(message)s" if args.debug else "livematte: warning: %(message)s",
     )
+    # a job notes stop signals while it sets up (see interrupts.deferred); other commands stop at once
+    stops = deferred() if getattr(args, "job", False) else sigterm_raises()
     try:
-        return args.func(args)
+        with stops:
+            code = args.func(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+            return code
+    except BrokenPipeError:  # `livematte engines info X | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except LivematteError as exc:
         if args.debug:
             traceback.print_exc()
         print(f"livematte: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("livematte: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM with nothing written (a job in flight finalises instead)
+        print(f"livematte: {getattr(exc, 'message', 'interrupted; nothing kept')}", file=sys.stderr)
+        return exit_code(exc)
     except Exception as exc:  # a bug: keep it one line unless --debug
         if args.debug:
             raise

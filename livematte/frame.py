@@ -41,9 +41,12 @@ class Frame:
 
     ``rgb`` is HxWx3 uint8 in RGB order, already rotated upright.
     ``pts`` is the presentation time in seconds (None for live sources that
-    have none); ``index`` counts frames from 0 in decode order.
+    have none); ``index`` counts frames from 0 in decode order. ``held``
+    marks a repeat of the last good frame while a live source reconnects:
+    live outputs show it so they never freeze, recordings leave it out.
     """
 
     rgb: np.ndarray
     pts: float | None
     index: int
+    held: bool = False

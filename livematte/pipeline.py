@@ -27,6 +27,7 @@ import numpy as np
 
 from livematte.errors import LivematteError
 from livematte.frame import Frame
+from livematte.interrupts import Interrupted, StopRequests
 from livematte.compositor import alpha_to_u8
 from livematte.sinks import Sink
 from livematte.sources import Source
@@ -78,6 +79,10 @@ class PipelineResult:
     stages: dict[str, StageCounter] = field(default_factory=dict)
     #: signal that interrupted the run (SIGINT/SIGTERM), None if it completed
     signal: int | None = None
+    #: frames a recorded stream lost on the network (gaps in its timestamps)
+    missing_frames: int = 0
+    #: seconds spent before the job could start (the quality mode's first compile), not in ``elapsed_s``
+    preparing_s: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -99,7 +104,11 @@ _STOPPED = object()  # returned by a channel once the pipeline is stopping
 
 
 class _Channel:
-    """Bounded hand-off between two stages: blocking (files) or drop-oldest (live)."""
+    """Bounded hand-off between two stages: blocking (files) or drop-oldest (live).
+
+    The upstream stage ends the stream with :meth:`close`; so can the caller,
+    when a live source hangs in a read and the frames already taken must still
+    reach the outputs."""
 
     def __init__(self, capacity: int, drop_oldest: bool, stopping: threading.Event) -> None:
         self._items: collections.deque[Any] = collections.deque()
@@ -107,34 +116,44 @@ class _Channel:
         self._drop_oldest = drop_oldest
         self._stopping = stopping
         self._cond = threading.Condition()
+        self._closed = False
         self.dropped = 0
 
     def put(self, item: Any) -> bool:
-        """False when the pipeline is stopping and the item was not queued."""
+        """False when the pipeline is stopping or the channel was closed; the item was not queued."""
         with self._cond:
             while len(self._items) >= self._capacity:
-                if self._stopping.is_set():
+                if self._stopping.is_set() or self._closed:
                     return False
                 if self._drop_oldest:
                     self._items.popleft()
                     self.dropped += 1
                     break
                 self._cond.wait(0.1)
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self._closed:
                 return False
             self._items.append(item)
             self._cond.notify_all()
             return True
 
     def get(self) -> Any:
+        """The next item; ``_END`` once closed and empty, ``_STOPPED`` on a hard stop."""
         with self._cond:
             while not self._items:
                 if self._stopping.is_set():
                     return _STOPPED
+                if self._closed:
+                    return _END
                 self._cond.wait(0.1)
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def close(self) -> None:
+        """End of stream: what is queued is still delivered, nothing more is accepted."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def wake(self) -> None:
         with self._cond:
@@ -147,11 +166,20 @@ class Pipeline:
     ``matte_sinks`` receive the alpha matte as 8-bit grey instead of the
     composite. ``adjust`` (e.g. a :class:`~livematte.matte_adjust.MatteAdjuster`)
     changes the 8-bit matte before both the compositor and the matte sinks
-    see it, in the compositing thread, one frame at a time in order. ``live`` defaults to the source's own kind. ``duration`` (live)
-    stops after that many seconds. ``on_progress(done, total, fps)`` and
+    see it, in the compositing thread, one frame at a time in order.
+    ``live`` (live stats instead of a progress bar) defaults to
+    the source's own kind; ``drop_frames`` (drop the oldest frame rather
+    than queue) defaults to ``live``: a recording of a live stream keeps
+    every frame. ``duration`` stops after that many seconds: wall clock when
+    frames are dropped (a live session), else media time, which cuts video
+    and audio alike. ``on_progress(done, total, fps)`` and
     ``on_live_stats(LiveStats)`` are called from the caller's thread about
     every ``report_every`` seconds.
     """
+
+    #: how long a live source hanging in a read may hold up the end of a stopped job
+    #: (twice: before the frames already read are sent on without it, and before leaving it)
+    SOURCE_GRACE_S = 0.3
 
     def __init__(
         self,
@@ -167,6 +195,7 @@ class Pipeline:
         on_live_stats: Callable[[LiveStats], None] | None = None,
         report_every: float = 1.0,
         adjust: Callable[[np.ndarray], np.ndarray] | None = None,
+        drop_frames: bool | None = None,
     ) -> None:
         self.source = source
         self.matter = matter
@@ -174,15 +203,18 @@ class Pipeline:
         self.sinks = list(sinks)
         self.matte_sinks = list(matte_sinks)
         self.live = source.live if live is None else live
+        self.drop_frames = self.live if drop_frames is None else drop_frames
         self.duration = duration
         self.on_progress = on_progress
         self.on_live_stats = on_live_stats
         self.report_every = report_every
         self.adjust = adjust
-        capacity = queue_size or (1 if self.live else 4)
+        capacity = queue_size or (1 if self.drop_frames else 4)
         self._stopping = threading.Event()  # hard stop: error or second Ctrl-C
         self._cancel = threading.Event()  # soft stop: stop reading, drain the rest
-        self._channels = [_Channel(capacity, self.live, self._stopping) for _ in range(3)]
+        self._time_up = threading.Event()  # --duration reached: stop reading, a normal end
+        self._read_to_end = False
+        self._channels = [_Channel(capacity, self.drop_frames, self._stopping) for _ in range(3)]
         self.counters = {name: StageCounter(name) for name in STAGES}
         #: total milliseconds per engine step (preprocess, inference, upsample...)
         #: as the engine reports them, to show where the infer stage spends time
@@ -192,6 +224,7 @@ class Pipeline:
         self._latencies: list[float] = []
         self._latency_lock = threading.Lock()
         self._signal: int | None = None
+        self._aborted = False
         #: the error that ended a live source for good (camera unplugged and not back)
         self._source_lost: LivematteError | None = None
 
@@ -201,6 +234,13 @@ class Pipeline:
         """Stop reading new frames; frames in flight are finished and written."""
         self._signal = self._signal or signum
         self._cancel.set()
+
+    def abort(self, signum: int | None = None) -> None:
+        """Stop at once and discard the outputs (a second Ctrl-C)."""
+        self._signal = self._signal or signum
+        self._aborted = True
+        self._cancel.set()
+        self._fail(Interrupted(self._signal or signal.SIGINT, "interrupted twice: stopped at once, nothing kept"))
 
     def _fail(self, exc: BaseException) -> None:
         with self._error_lock:
@@ -215,16 +255,28 @@ class Pipeline:
     def _run_stage(self, body: Callable[[], None]) -> None:
         try:
             body()
+        except KeyboardInterrupt:  # the user closed the preview window: stop, keep the outputs
+            self.cancel(signal.SIGINT)
+            self._stopping.set()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._fail(exc)
 
     def _decode(self) -> None:
-        out = self._channels[0]
+        """Reads the source and, as its only user, closes it: closing a
+        camera or stream from another thread while a read is under way crashes."""
+        try:
+            self._read_frames(self._channels[0])
+        finally:
+            self._channels[0].close()
+            self.source.close()
+
+    def _read_frames(self, out: _Channel) -> None:
         counter = self.counters["decode"]
         frames: Iterator[Frame] = iter(self.source)
         started = time.monotonic()
-        while not (self._cancel.is_set() or self._stopping.is_set()):
-            if self.duration is not None and time.monotonic() - started >= self.duration:
+        first_pts: float | None = None
+        while not (self._cancel.is_set() or self._time_up.is_set() or self._stopping.is_set()):
+            if self.drop_frames and self.duration is not None and time.monotonic() - started >= self.duration:
                 break
             t0 = time.perf_counter()
             try:
@@ -236,30 +288,36 @@ class Pipeline:
                 self._source_lost = exc
                 break
             if frame is None:
+                self._read_to_end = True
                 break
+            if self._cancel.is_set() or self._time_up.is_set():
+                break
+            if not self.drop_frames and self.duration is not None and frame.pts is not None:
+                first_pts = frame.pts if first_pts is None else first_pts
+                if frame.pts - first_pts >= self.duration - 1e-6:  # media time, as the audio is cut
+                    break
             counter.busy_s += time.perf_counter() - t0
             counter.frames += 1
             if not out.put(_Item(frame, time.monotonic())):
                 return
-        out.put(_END)
 
     def _stage(self, name: str, index: int, work: Callable[[_Item], None]) -> None:
         """Generic middle stage: take from channel ``index``, work, pass on."""
         source, out = self._channels[index], self._channels[index + 1]
         counter = self.counters[name]
-        while True:
-            item = source.get()
-            if item is _STOPPED:
-                return
-            if item is _END:
-                out.put(_END)
-                return
-            t0 = time.perf_counter()
-            work(item)
-            counter.busy_s += time.perf_counter() - t0
-            counter.frames += 1
-            if not out.put(item):
-                return
+        try:
+            while True:
+                item = source.get()
+                if item is _STOPPED or item is _END:
+                    return
+                t0 = time.perf_counter()
+                work(item)
+                counter.busy_s += time.perf_counter() - t0
+                counter.frames += 1
+                if not out.put(item):
+                    return
+        finally:
+            out.close()
 
     def _infer(self, item: _Item) -> None:
         result = self.matter.infer(item.frame.rgb)
@@ -290,10 +348,13 @@ class Pipeline:
             if item is _STOPPED or item is _END:
                 return
             t0 = time.perf_counter()
+            held = item.frame.held
             for sink in self.sinks:
-                sink.write(item.image, item.frame.pts)
+                if sink.live or not held:  # a recording gets no frozen frames while a source reconnects
+                    sink.write(item.image, item.frame.pts)
             for sink in self.matte_sinks:
-                sink.write(item.matte, item.frame.pts)
+                if not held:
+                    sink.write(item.matte, item.frame.pts)
             done = time.perf_counter()
             counter.busy_s += done - t0
             counter.frames += 1
@@ -308,10 +369,12 @@ class Pipeline:
 
         Raises the first stage error after aborting every sink (no partial
         file is kept). On Ctrl-C/SIGTERM the outputs are finalised and the
-        result says ``interrupted``.
+        result says ``interrupted``; a second one aborts them and raises
+        :class:`~livematte.interrupts.Interrupted`. Sinks are closed only
+        once no stage can touch them any more.
         """
-        threads = [
-            threading.Thread(target=self._run_stage, args=(self._decode,), name="livematte-decode", daemon=True),
+        decode = threading.Thread(target=self._run_stage, args=(self._decode,), name="livematte-decode", daemon=True)
+        workers = [
             threading.Thread(
                 target=self._run_stage, args=(lambda: self._stage("infer", 0, self._infer),), name="livematte-infer", daemon=True
             ),
@@ -330,37 +393,39 @@ class Pipeline:
         cv2.setNumThreads(1)
         started = time.monotonic()
         try:
-            with _signals_cancel(self):
-                for thread in threads:
+            with StopRequests(self.cancel, self.abort):
+                decode.start()
+                for thread in workers:
                     thread.start()
-                self._wait(threads, started)
+                self._wait(decode, workers, started)
         finally:
             cv2.setNumThreads(opencv_threads)
-        elapsed = time.monotonic() - started
-        self.source.close()
-        return self._finish(elapsed)
+        return self._finish(time.monotonic() - started)
 
-    def _wait(self, threads: list[threading.Thread], started: float) -> None:
-        """Join the stages while reporting; Ctrl-C once drains, twice aborts."""
+    def _wait(self, decode: threading.Thread, workers: list[threading.Thread], started: float) -> None:
+        """Wait for every stage while reporting. A stopped job whose live source
+        hangs in a read is ended without it: the frames already read still go
+        out, and the reader, which owns the source, closes it when the read returns."""
         next_report = started + self.report_every
         last_frames, last_time = 0, started
-        encode = threads[-1]  # the last stage ends after every other one
-        while encode.is_alive():
-            try:
-                encode.join(0.05)
-                now = time.monotonic()
-                if now >= next_report:
-                    done = self.counters["encode"].frames
-                    self._report(done, (done - last_frames) / (now - last_time))
-                    last_frames, last_time, next_report = done, now, now + self.report_every
-            except KeyboardInterrupt:
-                if self._cancel.is_set():
-                    self._fail(KeyboardInterrupt())  # second Ctrl-C: stop now
-                else:
-                    self.cancel(signal.SIGINT)
-        self._stopping.set()  # a source blocked on a dead stream must not hold us
-        for thread in threads:
-            thread.join(1.0)
+        stopped_at: float | None = None
+        while any(thread.is_alive() for thread in workers):
+            workers[-1].join(0.05)
+            now = time.monotonic()
+            if self.drop_frames and self.duration is not None and now - started >= self.duration:
+                self._time_up.set()
+            if (self._cancel.is_set() or self._time_up.is_set()) and decode.is_alive():
+                stopped_at = stopped_at or now
+                if now - stopped_at >= self.SOURCE_GRACE_S:
+                    self._channels[0].close()
+            if now >= next_report:
+                done = self.counters["encode"].frames
+                self._report(done, (done - last_frames) / (now - last_time))
+                last_frames, last_time, next_report = done, now, now + self.report_every
+        for thread in workers:
+            thread.join()
+        self._stopping.set()  # the reader stops at its next frame
+        decode.join(self.SOURCE_GRACE_S)
 
     def _report(self, done: int, rate: float) -> None:
         if self.live and self.on_live_stats:
@@ -378,15 +443,19 @@ class Pipeline:
     def _finish(self, elapsed: float) -> PipelineResult:
         sinks = self.sinks + self.matte_sinks
         error = self._error
-        if error is not None and not isinstance(error, KeyboardInterrupt):
+        if error is not None:
             for sink in sinks:
                 sink.abort()
             raise error
-        interrupted = self._cancel.is_set() or error is not None or self._source_lost is not None
+        interrupted = self._cancel.is_set() or self._source_lost is not None
+        if self._signal is not None and not any(sink.written for sink in sinks):
+            for sink in sinks:
+                sink.abort()
+            raise Interrupted(self._signal, "interrupted before any frame was written; nothing kept")
         finalise_error: BaseException | None = None
         for sink in sinks:
             try:
-                sink.close(complete=not interrupted)
+                sink.close(complete=self._read_to_end and not interrupted)
             except BaseException as exc:  # noqa: BLE001 - close the rest first
                 finalise_error = finalise_error or exc
         if self._source_lost is not None:
@@ -395,28 +464,12 @@ class Pipeline:
             raise finalise_error
         return PipelineResult(
             frames_in=self.counters["decode"].frames,
-            frames_out=self.counters["encode"].frames,
+            frames_out=max((sink.written for sink in sinks if not sink.live), default=self.counters["encode"].frames),
             dropped=self.dropped,
             decode_errors=self.source.decode_errors,
             interrupted=interrupted,
             elapsed_s=elapsed,
             stages=dict(self.counters),
             signal=self._signal if interrupted else None,
+            missing_frames=self.source.missing_frames,
         )
-
-
-class _signals_cancel:
-    """While the pipeline runs, SIGTERM cancels it like Ctrl-C does (only
-    possible from the main thread; elsewhere signals keep their handlers)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
-        self._previous: Any = None
-
-    def __enter__(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, lambda signum, _frame: self._pipeline.cancel(signum))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from livematte.errors import DeviceError, OutputError
+from livematte.sources import LiveAudio
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class Sink(ABC):
 
     #: frames written so far
     written: int = 0
+    #: a live output (virtual camera, stream, preview) that must keep emitting;
+    #: only live outputs get the repeated frames of a reconnecting source
+    live: bool = False
 
     @abstractmethod
     def write(self, image: np.ndarray, pts: float | None) -> None:
@@ -125,9 +129,10 @@ class _AudioTrack:
     Opus, the codec WebM players expect.
     """
 
-    def __init__(self, source_path: str, output: "av.container.OutputContainer") -> None:
-        self._input = av.open(source_path)
-        in_stream = self._input.streams.audio[0]
+    def __init__(self, source: "str | LiveAudio", output: "av.container.OutputContainer") -> None:
+        self._live = source if isinstance(source, LiveAudio) else None
+        self._input = None if self._live else av.open(source)
+        in_stream = self._live.stream if self._live else self._input.streams.audio[0]
         codec = in_stream.codec_context.name
         supported = getattr(output, "supported_codecs", None) or {codec}
         self._output = output
@@ -140,17 +145,29 @@ class _AudioTrack:
             self._out_stream.layout = in_stream.layout.name if in_stream.layout.nb_channels <= 2 else "stereo"
             self._resampler = av.AudioResampler(format="flt", layout=self._out_stream.layout.name, rate=48000)
         else:
-            self._input.close()
+            if self._input is not None:
+                self._input.close()
             raise ValueError(f"{codec} audio cannot be stored in {output.format.name}")
-        self._packets = self._input.demux(in_stream)
+        self._packets = None if self._live else self._input.demux(in_stream)
         self._pending: "av.Packet | None" = None
         self._done = False
 
-    def copy_until(self, seconds: float | None) -> None:
-        """Mux every packet that starts before ``seconds`` (None: all of them)."""
+    def _next(self) -> "av.Packet | None":
+        return self._live.take() if self._live else next(self._packets, None)
+
+    def copy_until(self, seconds: float | None, wait_s: float = 0.0) -> None:
+        """Mux every packet that starts before ``seconds`` (None: all of them;
+        for a live stream, all that have arrived, waiting up to ``wait_s`` for
+        the audio to reach ``seconds``)."""
+        deadline = time.monotonic() + wait_s
         while not self._done:
-            packet = self._pending or next(self._packets, None)
+            packet = self._pending or self._next()
             self._pending = None
+            if packet is None and self._live and seconds is not None:
+                if time.monotonic() >= deadline:
+                    break  # more is on its way
+                time.sleep(0.02)
+                continue
             if packet is None:
                 self._done = True
                 self._flush()
@@ -183,20 +200,28 @@ class _AudioTrack:
         if not self._done and not complete:
             self._done = True
             self._flush()
-        self._input.close()
+        if self._input is not None:
+            self._input.close()
+
+
+def check_alpha_container(suffix: str) -> None:
+    """Refuse a video container that cannot hold a transparent background
+    (it would be flattened onto black with coloured fringes, passed off as done)."""
+    if suffix.lower() not in (".mov", ".webm"):
+        raise OutputError(
+            "a transparent background (--alpha or --bg transparent) needs a .mov (ProRes 4444), .webm (VP9) "
+            f"or PNG-sequence output, not {suffix or 'no extension'}"
+        )
 
 
 def _video_codec(suffix: str, alpha: bool) -> tuple[str, str, dict[str, str]]:
     """(codec, pix_fmt, options) for a container extension; alpha picks the
     formats editors read with transparency."""
     if alpha:
+        check_alpha_container(suffix)
         if suffix == ".mov":
             return "prores_ks", "yuva444p10le", {"profile": "4", "alpha_bits": "16"}
-        if suffix == ".webm":
-            return "libvpx-vp9", "yuva420p", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
-        raise OutputError(
-            f"--alpha needs a .mov (ProRes 4444), .webm (VP9) or PNG-sequence output, not {suffix or 'no extension'}"
-        )
+        return "libvpx-vp9", "yuva420p", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
     if suffix == ".webm":
         return "libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
     return "libx264", "yuv420p", {}
@@ -218,7 +243,7 @@ class VideoFileSink(Sink):
         alpha: bool = False,
         quality: int = 20,
         preset: str = "superfast",
-        audio_from: str | None = None,
+        audio_from: "str | LiveAudio | None" = None,
         overwrite: bool = False,
         threads: int = 0,
     ) -> None:
@@ -252,6 +277,9 @@ class VideoFileSink(Sink):
         except OutputError:
             self._discard()
             raise
+        except ValueError:  # PyAV: the container cannot hold this codec (H.264 in .gif...)
+            self._discard()
+            raise _unknown_format(self.path.suffix) from None
         except (av.error.FFmpegError, OSError) as exc:
             self._discard()
             raise _output_error(self.path, exc) from None
@@ -259,7 +287,7 @@ class VideoFileSink(Sink):
         self._last_seconds: float | None = None
         self._closed = False
 
-    def _open_audio(self, audio_from: str | None) -> _AudioTrack | None:
+    def _open_audio(self, audio_from: "str | LiveAudio | None") -> _AudioTrack | None:
         if not audio_from:
             return None
         try:
@@ -301,7 +329,7 @@ class VideoFileSink(Sink):
             if self._audio is not None:
                 frame_time = 1 / float(self._stream.codec_context.framerate or 30)
                 end = None if complete else (self._last_seconds or 0.0) + frame_time
-                self._audio.copy_until(end)
+                self._audio.copy_until(end, wait_s=LiveAudio.TAIL_S)
                 self._audio.close(complete)
             self._out.close()
         except (av.error.FFmpegError, OSError) as exc:
@@ -336,10 +364,14 @@ def _open_container(path: Path, suffix: str) -> "av.container.OutputContainer":
     try:
         return av.open(str(path), mode="w", format=_container_format(suffix))
     except ValueError:  # PyAV's answer when FFmpeg has no muxer for the extension
-        raise OutputError(
-            f"unknown output format {suffix or '(no extension)'}: "
-            "use .mp4, .mov, .webm or .mkv, or a directory for PNG frames"
-        ) from None
+        raise _unknown_format(suffix) from None
+
+
+def _unknown_format(suffix: str) -> OutputError:
+    return OutputError(
+        f"unknown output format {suffix or '(no extension)'}: "
+        "use .mp4, .mov, .webm or .mkv, or a directory for PNG frames"
+    )
 
 
 class _StagedDirectory:
@@ -448,6 +480,8 @@ class VirtualCameraSink(Sink):
     """Frames to a virtual webcam (v4l2loopback, OBS Virtual Camera) that video
     call apps can select. RGBA input is flattened: cameras carry no alpha."""
 
+    live = True
+
     def __init__(self, size: tuple[int, int], fps: float, device: str | None = None) -> None:
         import pyvirtualcam
 
@@ -480,6 +514,8 @@ class StreamSink(Sink):
     """Low-latency H.264 in MPEG-TS to a URL (``udp://host:port``, ``srt://``...),
     which OBS's media source or ``ffplay`` can open. Timestamps come from the
     wall clock so the receiver plays at the real rate even when frames drop."""
+
+    live = True
 
     def __init__(self, url: str, size: tuple[int, int], fps: float, bitrate: str = "4M") -> None:
         self.url = url
@@ -547,6 +583,8 @@ class PreviewSink(Sink):
 
     Any other key goes to ``on_key`` (the live controls' shortcuts).
     """
+
+    live = True
 
     WINDOW = "livematte preview"
 

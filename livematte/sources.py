@@ -9,9 +9,11 @@ timeouts so a dead sender cannot hang the program.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -54,6 +56,10 @@ class Source(ABC):
     decode_errors: int = 0
     #: path of a file whose audio a sink may copy, or None
     audio_path: str | None = None
+    #: a recorded stream's audio as it arrives, for a sink to copy, or None
+    live_audio: "LiveAudio | None" = None
+    #: frames a recorded stream lost before they reached us (gaps in its timestamps)
+    missing_frames: int = 0
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
@@ -218,6 +224,74 @@ class FileSource(_AVSource):
         self.audio_path = str(p) if container.streams.audio else None
 
 
+class PacedFileSource(FileSource):
+    """A video file standing in for a camera (``webcam --device clip.mp4``):
+    frames come at the file's own rate, as a camera would deliver them, so the
+    live pipeline drops only what it cannot keep up with, not what a decoder
+    running flat out produced too early."""
+
+    live = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path)
+        self.audio_path = None  # a live session records no audio
+
+    def __iter__(self) -> Iterator[Frame]:
+        start: float | None = None
+        first_pts = 0.0
+        for frame in super().__iter__():
+            if start is None:
+                start, first_pts = time.monotonic(), frame.pts or 0.0
+            elif frame.pts is not None:
+                wait = start + (frame.pts - first_pts) - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            yield frame
+
+
+class LiveAudio:
+    """A recorded stream's audio packets, buffered as the network delivers
+    them, on the recording's clock (the first video frame is time 0).
+
+    Audio travels behind the video (the sender's encoder delay and PES
+    buffering: 0.76 s measured on 127.0.0.1), so the stream is read for up
+    to ``TAIL_S`` more after the last video frame, and a recording waits for
+    that long for its audio to reach the end of its video."""
+
+    TAIL_S = 1.5
+
+    def __init__(self, stream: "av.audio.stream.AudioStream") -> None:
+        self.stream = stream
+        self._shift = 0
+        self._packets: collections.deque["av.Packet"] = collections.deque()
+        self._last_dts: int | None = None
+
+    def start_at(self, origin: float) -> None:
+        """Time 0 of the recording, in seconds of the stream's clock (known once the first frame is decoded)."""
+        self._shift = int(round(origin / self.stream.time_base)) if self.stream.time_base else 0
+
+    def put(self, packet: "av.Packet") -> None:
+        if packet.pts is not None and packet.dts is not None:  # not the demuxer's flush packet
+            self._packets.append(packet)
+
+    def take(self) -> "av.Packet | None":
+        """The next packet that has arrived, on the recording's clock, or None for "nothing yet"."""
+        while self._packets:
+            packet = self._packets.popleft()
+            if packet.pts < self._shift:
+                continue  # before the recording's first frame
+            if self._last_dts is not None and packet.dts - self._shift <= self._last_dts:
+                continue  # the sender's clock restarted: the muxer needs increasing times
+            packet.pts -= self._shift
+            packet.dts -= self._shift
+            self._last_dts = packet.dts
+            return packet
+        return None
+
+
+_READ_DONE = object()  # the packet reader's last item
+
+
 class StreamSource(_AVSource):
     """A network stream (udp/rtsp/http/srt...) read live through PyAV.
 
@@ -234,25 +308,38 @@ class StreamSource(_AVSource):
     live = True
 
     def __init__(
-        self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, reconnect_for: float = 30.0
+        self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, reconnect_for: float = 30.0,
+        record: bool = False,
     ) -> None:
         self._url = url
         self._timeouts = (open_timeout, read_timeout)
         self.reconnect_for = reconnect_for
+        self.record = record
+        self._reader: threading.Thread | None = None
+        self._closed_at = 0.0
         #: how many times the stream dropped and came back
         self.reconnects = 0
         # A receiver that joins between key frames decodes nothing until the next one, which
         # can be further off than the read timeout (a loaded sender, a long GOP); a timed-out
         # read cannot be resumed, so reopen until the open timeout is spent.
         deadline = time.monotonic() + open_timeout
+        has_video = False
         while True:
             try:
                 container = self._connect(max(0.1, deadline - time.monotonic()))
+            except av.error.ExitError:  # the open timeout's interrupt: nothing arrived
+                if has_video:
+                    raise InputError(f"no decodable video frame from {url} within {open_timeout:g} s") from None
+                raise InputError(
+                    f"no data from {url} within {open_timeout:g} s: is the sender running and sending to this "
+                    "address and port?"
+                ) from None
             except av.error.FFmpegError as exc:
                 raise InputError(f"cannot open stream {url}: {_ffmpeg_reason(exc)}") from None
             has_video = bool(container.streams.video)
             try:
                 super().__init__(container, url)
+                self._start_recording()
                 return
             except InputError:
                 if not has_video or time.monotonic() >= deadline:
@@ -260,14 +347,26 @@ class StreamSource(_AVSource):
                 log.debug("no key frame from %s yet; reopening", url)
 
     def _connect(self, open_timeout: float) -> "av.container.InputContainer":
-        options = {"fflags": "nobuffer", "flags": "low_delay"}
+        # low latency drops what arrived while the stream was being probed: fine live, not in a recording
+        options = {} if self.record else {"fflags": "nobuffer", "flags": "low_delay"}
         if self._url.startswith("rtsp://"):
             options["rtsp_transport"] = "tcp"
         return av.open(self._url, mode="r", options=options, timeout=(open_timeout, self._timeouts[1]))
 
-    def _packets(self) -> Iterator["av.Packet"]:
-        demuxer = self._container.demux(self._stream)
-        while True:
+    def _start_recording(self) -> None:
+        """A recording keeps the sender's clock, so the audio lines up, and its audio."""
+        first = self._pending[0]
+        self._origin = float(first.pts * self.time_base) if first.pts is not None else 0.0
+        if self.live_audio is not None:
+            self.live_audio.start_at(self._origin)
+
+    def _demux(self) -> Iterator["av.Packet"]:
+        """Video packets until the stream ends or stalls; a recording's audio packets go to ``live_audio``."""
+        audio = self._container.streams.audio[0] if self.record and self._container.streams.audio else None
+        if audio is not None and self.live_audio is None:
+            self.live_audio = LiveAudio(audio)
+        demuxer = self._container.demux(*([self._stream, audio] if audio is not None else [self._stream]))
+        while not self._closed or (audio is not None and time.monotonic() - self._closed_at < LiveAudio.TAIL_S):
             try:
                 packet = next(demuxer)
             except (StopIteration, av.error.EOFError):
@@ -280,12 +379,54 @@ class StreamSource(_AVSource):
                 self.decode_errors += 1
                 log.debug("skipped damaged data in %s: %s", self._label, exc)
                 continue
+            if audio is not None and packet.stream is audio:
+                self.live_audio.put(packet)
+                continue
             yield packet
+
+    def _packets(self) -> Iterator["av.Packet"]:
+        if not self.record:
+            yield from self._demux()
+            return
+        # A recording is never dropped inside the program: a reader thread keeps taking
+        # packets off the network (compressed, small) while the pipeline works through them.
+        packets: queue.SimpleQueue = queue.SimpleQueue()
+        container = self._container
+
+        def read() -> None:
+            try:
+                for packet in self._demux():
+                    packets.put(packet)
+            finally:
+                packets.put(_READ_DONE)
+                if self._closed:  # closed while this thread was reading: it owns the container
+                    container.close()
+
+        self._reader = threading.Thread(target=read, name="livematte-stream-reader", daemon=True)
+        self._reader.start()
+        while (packet := packets.get()) is not _READ_DONE:
+            yield packet
+        flush = av.Packet()  # the frames still inside the decoder when the stream stopped
+        flush.stream = self._stream
+        yield flush
+
+    def _recorded_pts(self, frame: "av.VideoFrame", previous: float | None) -> float | None:
+        """The frame's time on the sender's clock from the first frame; a jump of
+        more than half a frame past the next one counts the frames lost."""
+        if frame.pts is None:
+            return None
+        pts = float(frame.pts * self.time_base) - self._origin
+        if previous is not None and self.fps:
+            missing = round((pts - previous) * self.fps) - 1
+            if 0 < missing < 10 * self.fps:  # larger: the sender restarted its clock
+                self.missing_frames += missing
+        return pts
 
     def __iter__(self) -> Iterator[Frame]:
         started = time.monotonic()
         index = 0
         last: np.ndarray | None = None
+        previous: float | None = None
         while not self._closed:
             for frame in self._frames():
                 if self._closed:
@@ -294,12 +435,16 @@ class StreamSource(_AVSource):
                 if (rgb.shape[1], rgb.shape[0]) != self.size:  # the sender restarted at another size
                     rgb = _fit(rgb, self.size)
                 last = rgb
-                yield Frame(rgb=rgb, pts=time.monotonic() - started, index=index)
+                if self.record:
+                    pts = previous = self._recorded_pts(frame, previous)
+                else:
+                    pts = time.monotonic() - started
+                yield Frame(rgb=rgb, pts=pts, index=index)
                 index += 1
             if self._closed or self.reconnect_for <= 0:
                 return
             for held in self._reconnect(last):
-                yield Frame(rgb=held, pts=time.monotonic() - started, index=index)
+                yield Frame(rgb=held, pts=time.monotonic() - started, index=index, held=True)
                 index += 1
             if self._container is None:
                 return
@@ -348,7 +493,9 @@ class StreamSource(_AVSource):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._container is not None:
+            self._closed_at = time.monotonic()
+            reading = self._reader is not None and self._reader.is_alive()
+            if self._container is not None and not reading:  # else the reader closes it when its read returns
                 self._container.close()
 
 
@@ -416,7 +563,7 @@ class CameraSource(Source):
                 delay = 0.2 * 2 ** (failures - 1)
                 log.warning("camera %s delivered no frame; reopening in %.1f s", self._device, delay)
                 for held in self._hold(last, delay):
-                    yield Frame(rgb=held, pts=time.monotonic() - start, index=index)
+                    yield Frame(rgb=held, pts=time.monotonic() - start, index=index, held=True)
                     index += 1
                 self._reopen()
                 continue
@@ -482,6 +629,16 @@ def is_stream_url(spec: str) -> bool:
     return bool(sep) and scheme.lower() in STREAM_SCHEMES
 
 
+def open_live_device(spec: str, size: tuple[int, int] | None = None, fps: float | None = None) -> Source:
+    """What ``webcam --device`` names: a stream URL, a video file (played at
+    its own rate), or a camera index or device path (``size``/``fps`` apply)."""
+    if is_stream_url(spec):
+        return StreamSource(spec)
+    if not spec.startswith("/dev/") and Path(spec).is_file():
+        return PacedFileSource(spec)
+    return CameraSource(parse_camera(spec), size=size, fps=fps)
+
+
 def open_source(
     spec: str,
     size: tuple[int, int] | None = None,
@@ -493,7 +650,7 @@ def open_source(
     ``size`` and ``fps`` only apply to cameras (files and streams keep theirs).
     """
     if is_stream_url(spec):
-        return StreamSource(spec, open_timeout=open_timeout)
+        return StreamSource(spec, open_timeout=open_timeout, record=True)
     if spec.startswith("camera:"):
         return CameraSource(parse_camera(spec[len("camera:"):]), size=size, fps=fps)
     if spec.startswith("/dev/video"):

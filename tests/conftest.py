@@ -45,6 +45,14 @@ def _peer_manifest_path(tmp_path_factory: pytest.TempPathFactory, peer: str) -> 
     return write_peer_manifest(peer, onnx_path, tmp_path_factory.mktemp(f"peer-{peer}"))
 
 
+@pytest.fixture(scope="module")
+def keyer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The red-keyer test engine (media_helpers.write_keyer_engine): its matte is known exactly."""
+    from media_helpers import write_keyer_engine
+
+    return write_keyer_engine(tmp_path_factory.mktemp("keyer"))
+
+
 @pytest.fixture(scope="session")
 def mediapipe_manifest_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A manifest for the MediaPipe landscape peer (NHWC 144x256, softmax, channel 1)."""

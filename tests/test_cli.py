@@ -97,7 +97,7 @@ def test_bad_inputs_end_with_one_line_and_the_right_code(tmp_path: Path, keyer: 
         (["process", str(clip), str(out), "--model", "no-such-engine"], 3, "no-such-engine"),
         (["process", str(clip), str(out), "--model", str(_bad_manifest(tmp_path, keyer))], 3, ""),
         (["process", str(clip), str(out), "--model", str(keyer), "--bg", "#00ff00", "--alpha"], 2, "--alpha"),
-        (["process", str(clip), str(out), "--model", str(keyer), "--alpha"], 5, "--alpha needs"),
+        (["process", str(clip), str(out), "--model", str(keyer), "--alpha"], 5, "transparent background (--alpha or --bg transparent) needs"),
         (["webcam", "--device", "/dev/video99", "--model", str(keyer), "--virtual-cam"], 4, "cannot open camera"),
     ]
     for args, code, words in cases:
@@ -197,10 +197,16 @@ def test_webcam_command_records_and_fails_cleanly_without_virtual_camera(tmp_pat
                                                                         capsys) -> None:
     """OpenCV opens a video file as if it were a camera, so the whole webcam
     command runs here; without v4l2loopback the virtual camera must fail with
-    one line, code 4, and remove the recording it had already started."""
+    one line, code 4, and remove the recording it had already started.
+    A file given as --device plays at its own rate (24 fps here), as a
+    camera would, and --duration ends the session on time."""
     record = tmp_path / "rec.mp4"
-    assert main(["webcam", "--device", str(clip), "--model", str(keyer), "--record", str(record), "--duration", "1.5"]) == 0
-    assert probe(record)["video"]["frames"] > 5
+    three_seconds = write_clip(tmp_path / "cam.mp4", size=(96, 64), frames=72, fps=24, audio=False)
+    started = time.monotonic()
+    assert main(["webcam", "--device", str(three_seconds), "--model", str(keyer), "--record", str(record),
+                 "--duration", "1.5"]) == 0
+    assert 1.4 < time.monotonic() - started < 3.0
+    assert 30 <= probe(record)["video"]["frames"] <= 38  # 1.5 s at 24 fps, none read ahead
     assert "latency" in capsys.readouterr().err  # live stats were reported
 
     from livematte.errors import DeviceError

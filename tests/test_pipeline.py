@@ -216,6 +216,7 @@ def test_dropped_stream_reconnects_and_keeps_emitting(tmp_path: Path, keyer: Pat
         # the read timeout is also how long the first key frame may take: 1 s leaves room for a loaded machine
         source = StreamSource(url, open_timeout=10, read_timeout=1.0, reconnect_for=8)
         sink = _SlowSink()
+        sink.live = True  # stands in for a virtual camera: it gets the held frames too
         result = _pipeline(source, keyer, [sink], duration=5.0).run()
     finally:
         stop.set()

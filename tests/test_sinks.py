@@ -82,7 +82,7 @@ def test_webm_alpha_is_vp9_with_alpha_plane(tmp_path: Path) -> None:
 
 
 def test_alpha_in_mp4_is_refused_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match="--alpha needs"):
+    with pytest.raises(OutputError, match="transparent background"):
         VideoFileSink(tmp_path / "out.mp4", (64, 48), 24, alpha=True)
     assert list(tmp_path.iterdir()) == []
 
