@@ -224,7 +224,7 @@ class Pipeline:
         self._latencies: list[float] = []
         self._latency_lock = threading.Lock()
         self._signal: int | None = None
-        self._aborted = False
+        self._held = 0  # repeated frames of a reconnecting source: live outputs only
         #: the error that ended a live source for good (camera unplugged and not back)
         self._source_lost: LivematteError | None = None
 
@@ -238,7 +238,6 @@ class Pipeline:
     def abort(self, signum: int | None = None) -> None:
         """Stop at once and discard the outputs (a second Ctrl-C)."""
         self._signal = self._signal or signum
-        self._aborted = True
         self._cancel.set()
         self._fail(Interrupted(self._signal or signal.SIGINT, "interrupted twice: stopped at once, nothing kept"))
 
@@ -349,6 +348,7 @@ class Pipeline:
                 return
             t0 = time.perf_counter()
             held = item.frame.held
+            self._held += held
             for sink in self.sinks:
                 if sink.live or not held:  # a recording gets no frozen frames while a source reconnects
                     sink.write(item.image, item.frame.pts)
@@ -448,7 +448,7 @@ class Pipeline:
                 sink.abort()
             raise error
         interrupted = self._cancel.is_set() or self._source_lost is not None
-        if self._signal is not None and not any(sink.written for sink in sinks):
+        if self._signal is not None and self.counters["encode"].frames == 0:
             for sink in sinks:
                 sink.abort()
             raise Interrupted(self._signal, "interrupted before any frame was written; nothing kept")
@@ -464,7 +464,8 @@ class Pipeline:
             raise finalise_error
         return PipelineResult(
             frames_in=self.counters["decode"].frames,
-            frames_out=max((sink.written for sink in sinks if not sink.live), default=self.counters["encode"].frames),
+            # what a recording holds; live outputs also showed the held frames
+            frames_out=self.counters["encode"].frames - (self._held if any(not sink.live for sink in sinks) else 0),
             dropped=self.dropped,
             decode_errors=self.source.decode_errors,
             interrupted=interrupted,
