@@ -20,6 +20,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -50,6 +51,16 @@ def trimap_from_mask(mask: np.ndarray, band: int) -> np.ndarray:
     return trimap
 
 
+def closed_form_alpha(rgb: np.ndarray, mask: np.ndarray, band: int = 4) -> np.ndarray:
+    """Closed-form matting (RGB float in [0, 1]) in a ``band``-pixel trimap band around the mask edge."""
+    import pymatting  # only the producer needs it
+
+    trimap = trimap_from_mask(mask, band)
+    if (trimap == 0).any() and (trimap == 1).any():
+        return np.clip(pymatting.estimate_alpha_cf(rgb, trimap), 0.0, 1.0)
+    return (mask > 0.5).astype(np.float64)  # a face filling the frame: nothing to solve against, keep the mask
+
+
 @dataclass(frozen=True)
 class PseudoAlpha:
     """Paths of one cached sample: working-resolution image, alpha and foreground."""
@@ -65,6 +76,19 @@ def cache_paths(cache: Path, stem: str) -> PseudoAlpha:
 
 def solve_one(image_path: Path, mask_path: Path, cache: Path, band: int = 4) -> PseudoAlpha:
     """Compute (or reuse) the pseudo alpha and foreground for one portrait."""
+    return cached_sample(image_path, mask_path, cache, lambda _path, rgb, mask: closed_form_alpha(rgb, mask, band))
+
+
+#: (image path, RGB float image, float mask, both at WORK_SIZE) -> soft alpha
+Labeller = Callable[[Path, np.ndarray, np.ndarray], np.ndarray]
+
+
+def cached_sample(image_path: Path, mask_path: Path, cache: Path, label: Labeller) -> PseudoAlpha:
+    """Compute (or reuse) one portrait's working-size image, soft alpha from ``label`` and foreground.
+
+    The foreground colours are estimated from the alpha (``estimate_foreground_ml``)
+    so the person can be re-composited without a halo of the old background.
+    """
     import pymatting  # only the producer needs it
 
     out = cache_paths(cache, image_path.stem)
@@ -77,23 +101,25 @@ def solve_one(image_path: Path, mask_path: Path, cache: Path, band: int = 4) -> 
     image = cv2.resize(image, WORK_SIZE, interpolation=cv2.INTER_AREA)
     mask = cv2.resize(mask, WORK_SIZE, interpolation=cv2.INTER_AREA).astype(np.float64) / 255.0
     rgb = image[:, :, ::-1].astype(np.float64) / 255.0
-    trimap = trimap_from_mask(mask, band)
-    if (trimap == 0).any() and (trimap == 1).any():
-        alpha = np.clip(pymatting.estimate_alpha_cf(rgb, trimap), 0.0, 1.0)
-    else:  # a face filling the frame: nothing to solve against, keep the mask
-        alpha = (mask > 0.5).astype(np.float64)
+    alpha = np.asarray(label(image_path, rgb, mask), np.float64)
     foreground = np.clip(pymatting.estimate_foreground_ml(rgb, alpha), 0.0, 1.0)
-    for path, data, params in (
-        (out.image, image, [cv2.IMWRITE_JPEG_QUALITY, 95]),
-        (out.alpha, np.round(alpha * 255).astype(np.uint8), []),
-        (out.foreground, np.round(foreground[:, :, ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95]),
-    ):
-        tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")  # keeps the extension cv2 picks the codec by
-        ok = cv2.imwrite(str(tmp), data, params)
-        if not ok:
-            raise OSError(f"could not write {path}")
-        os.replace(tmp, path)
+    write_sample(out, image, alpha, foreground)
     return out
+
+
+def write_sample(out: PseudoAlpha, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray) -> None:
+    """Write one cached sample: BGR uint8 image, float alpha and RGB foreground in [0, 1]."""
+    write_image(out.image, image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    write_image(out.alpha, np.round(alpha * 255).astype(np.uint8))
+    write_image(out.foreground, np.round(foreground[:, :, ::-1] * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def write_image(path: Path, data: np.ndarray, params: list[int] | None = None) -> None:
+    """Write under a temporary name and rename, so an interrupted run never leaves half a file."""
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")  # keeps the extension cv2 picks the codec by
+    if not cv2.imwrite(str(tmp), data, params or []):
+        raise OSError(f"could not write {path}")
+    os.replace(tmp, path)
 
 
 def build_cache(dataset: Path, cache: Path, workers: int = 1, limit: int | None = None) -> list[PseudoAlpha]:
