@@ -43,6 +43,10 @@ class TrainConfig:
     portraits: str = "../shared/data/eg1800-train"
     backgrounds: str = "../shared/data/backgrounds"
     teacher: str | None = None
+    #: soft training alphas: "closed-form" (pseudo_alpha) or "teacher" (teacher_alpha,
+    #: MODNet fused with the masks; ``label_args`` may set scales, flip, band, tolerance)
+    labels: str = "closed-form"
+    label_args: dict[str, Any] = field(default_factory=dict)
     holdout: int = 64
     limit_portraits: int | None = None
     clip: dict[str, Any] = field(default_factory=dict)

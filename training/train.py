@@ -30,6 +30,7 @@ from .config import StageConfig, TrainConfig
 from .data.clips import load_backgrounds
 from .data.dataset import ClipDataset, HoldoutSet, Teacher
 from .data.pseudo_alpha import PseudoAlpha, build_cache, default_cache_dir
+from .data.teacher_alpha import FusionSetting, TeacherSetting, build_labels
 from .models.base import MattingNet
 from .models.blocks import upsample_to
 from .models.registry import build_model
@@ -49,11 +50,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def split_portraits(cfg: TrainConfig) -> tuple[list[PseudoAlpha], list[PseudoAlpha]]:
-    """(train, holdout) pseudo-alpha samples; the last ``holdout`` ids are held out."""
+def label_portraits(cfg: TrainConfig) -> list[PseudoAlpha]:
+    """Every training portrait with its soft alpha from the configured label source (cached)."""
     dataset = cfg.resolve(cfg.portraits)
-    cache = default_cache_dir() / "pseudo_alpha" / dataset.name
-    samples = build_cache(dataset, cache, workers=cfg.workers, limit=cfg.limit_portraits)
+    if cfg.labels == "closed-form":
+        return build_cache(dataset, default_cache_dir() / "pseudo_alpha" / dataset.name,
+                           workers=cfg.workers, limit=cfg.limit_portraits)
+    if cfg.labels == "teacher":
+        args = dict(cfg.label_args)
+        teacher = TeacherSetting(tuple(args.pop("scales", TeacherSetting.scales)), args.pop("flip", TeacherSetting.flip))
+        return build_labels(dataset, default_cache_dir() / "teacher_alpha", teacher, FusionSetting(**args),
+                            limit=cfg.limit_portraits)
+    raise ValueError(f"labels must be 'closed-form' or 'teacher', not {cfg.labels!r}")
+
+
+def split_portraits(cfg: TrainConfig) -> tuple[list[PseudoAlpha], list[PseudoAlpha]]:
+    """(train, holdout) labelled samples; the last ``holdout`` ids are held out."""
+    samples = label_portraits(cfg)
     if cfg.holdout >= len(samples):
         raise ValueError(f"holdout {cfg.holdout} leaves no training portraits out of {len(samples)}")
     return samples[: len(samples) - cfg.holdout], samples[len(samples) - cfg.holdout:]
