@@ -55,6 +55,22 @@ PEERS: dict[str, tuple[str, dict[str, Any]]] = {
                     "foreground": {"name": "fgr", "layout": "NHWC", "activation": "none"}},
         "license": "GPL-3.0 (compare only, never shipped)",
     }),
+    # MODNet (Ke et al., AAAI 2022; Apache-2.0 code and models, github.com/ZHKKKe/MODNet),
+    # the official ONNX export: any size with sides a multiple of 32. The ratios put the
+    # short side near 384, where it was measured, for 600x800 portraits, 854x480 and
+    # 720p/1080p video (the rules go by the long side, hence the non-monotone ratios)
+    "modnet": ("ZHKKKe__modnet_photographic_portrait_matting.onnx", {
+        "format": "livematte-engine/1",
+        "name": "peer-modnet",
+        "description": "MODNet photographic portrait matting (Ke et al. 2022), ~384 px short side, offline peer",
+        "input": {"name": "input", "layout": "NCHW", "dtype": "float32", "color": "RGB", "scale": 1.0 / 255.0,
+                  "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "size": None, "multiple_of": 32},
+        "downsample": [{"max_side": 512, "ratio": 1.0}, {"max_side": 800, "ratio": 0.64},
+                       {"max_side": 960, "ratio": 0.8}, {"max_side": 1280, "ratio": 0.533},
+                       {"max_side": 100000, "ratio": 0.36}],
+        "outputs": {"alpha": {"name": "output", "layout": "NCHW", "channel": 0, "activation": "none"}},
+        "license": "Apache-2.0 (MODNet, Ke et al. 2022, github.com/ZHKKKe/MODNet)",
+    }),
 }
 
 

@@ -10,6 +10,14 @@ Sets:
 - ``eg1800-portraits``: 240 held-out portraits, hand-labelled binary masks
   (SAD/MSE/Grad/Conn against a binary truth mostly measure segmentation);
 - ``aisegment``: the 2 real soft human mattes;
+- ``aisegment-band``, ``alphamatting-unknown``, ``comp1k-unknown``: edge
+  quality inside the unknown band of soft mattes (AISegment, the 27
+  alphamatting.com training images with their trimap1, 10 Composition-1k
+  crops around hair);
+- ``davis-person``: 4 real video sequences with a hand mask on every frame,
+  run in order with the state carried (per-frame IoU and SAD, dtSSD and
+  MESSDdt against the masks); recurrent engines also with the state reset
+  on every frame;
 - ``clips-static`` / ``clips-moving``: pseudo-video from the held-out
   portraits (a static camera with sensor noise and lighting flicker; a
   moving camera), for dtSSD and MESSDdt. Recurrent engines are measured
@@ -44,7 +52,15 @@ from .data.pseudo_alpha import PseudoAlpha
 SHARED = REPO_ROOT.parent / "shared"
 DATA = SHARED / "data"
 #: peers compared by default (the models in ../shared/peers)
-DEFAULT_PEERS = ("mediapipe", "selfie", "sinet", "rvm")
+DEFAULT_PEERS = ("mediapipe", "selfie", "sinet", "rvm", "modnet")
+#: soft-truth edge sets: (folder, trimap folder or None to derive one from the truth)
+EDGE_SETS = {"aisegment-band": ("aisegment-matting-human-samples", None),
+             "alphamatting-unknown": ("alphamatting-lowres-train", "trimap1"),
+             "comp1k-unknown": ("adobe-comp1k-foamliu-samples", "trimap")}
+#: what ``--sets`` may choose ("edges" is every EDGE_SETS entry, "clips" both pseudo-video kinds)
+SETS = ("eg1800-portraits", "aisegment", "edges", "davis-person", "clips", "speed")
+#: half-width in pixels of the band derived around a soft truth's edge where no trimap exists
+EDGE_BAND = 10
 
 
 @dataclass
@@ -77,6 +93,73 @@ def image_metrics(model: Model, pairs: list[tuple[Path, Path]], limit: int | Non
         rows.append(metrics.evaluate_pair(alpha, cv2.imread(str(gt), cv2.IMREAD_GRAYSCALE)))
     matter.close()
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def read_gray(path: Path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+
+
+def unknown_band(truth: np.ndarray, trimap: np.ndarray | None) -> np.ndarray:
+    """Where edge quality is judged: the trimap's unknown band, or (without a trimap)
+    the truth's soft pixels widened by :data:`EDGE_BAND` the way DIM makes trimaps."""
+    if trimap is not None:
+        return metrics.unknown_region(trimap)
+    soft = ((truth > 0) & (truth < 255)).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_BAND + 1, 2 * EDGE_BAND + 1))
+    return cv2.dilate(soft, kernel) > 0
+
+
+def edge_metrics(model: Model, folder: Path, trimaps: str | None) -> dict[str, float]:
+    """Mean SAD/MSE/Grad/Conn inside the unknown band of each soft matte, state reset per image.
+
+    The band is where mattes differ from masks (hair, fur, blur); the
+    alphamatting.com and Composition-1k images are objects and crops as well
+    as people, so a person model's numbers there partly measure segmentation."""
+    matter = Matter(model.manifest, scene_cut_threshold=None)
+    rows = []
+    for image, gt in read_pairs(folder, "alpha"):
+        matter.reset()
+        alpha = matter.infer(read_rgb(image)).alpha
+        truth = read_gray(gt)
+        trimap = read_gray(folder / trimaps / gt.name) if trimaps else None
+        row = metrics.evaluate_pair(alpha, truth, unknown_band(truth, trimap))
+        del row["IoU"]  # whole-frame by definition: not an edge measure
+        rows.append(row)
+    matter.close()
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def video_sequences(root: Path, limit: int | None) -> list[tuple[list[Path], list[Path]]]:
+    """(frames, masks) of every real video sequence under ``root`` (``<seq>/frames``, ``<seq>/mask``)."""
+    sequences = []
+    for seq in sorted(p for p in root.iterdir() if (p / "frames").is_dir()):
+        frames = sorted((seq / "frames").iterdir())[:limit]
+        sequences.append((frames, [seq / "mask" / f"{f.stem}.png" for f in frames]))
+    return sequences
+
+
+def video_metrics(model: Model, sequences: list[tuple[list[Path], list[Path]]], carry_state: bool) -> dict[str, float]:
+    """Real video against hand masks: per-frame IoU and SAD, and dtSSD/MESSDdt per sequence.
+
+    The state is reset at the start of each sequence and, with ``carry_state``
+    off, before every frame (the control for recurrent engines). Each
+    sequence counts once, however many frames it has."""
+    matter = Matter(model.manifest, scene_cut_threshold=None)
+    rows = []
+    for frames, masks in sequences:
+        matter.reset()
+        preds, truths = [], []
+        for frame, mask in zip(frames, masks):
+            if not carry_state:
+                matter.reset()
+            preds.append(matter.infer(read_rgb(frame)).alpha)
+            truths.append(metrics.to_alpha(read_gray(mask)))
+        rows.append((float(np.mean([metrics.iou(p, g) for p, g in zip(preds, truths)])),
+                     float(np.mean([metrics.sad(p, g) for p, g in zip(preds, truths)])),
+                     metrics.dtssd(preds, truths), metrics.messddt(preds, truths)))
+    matter.close()
+    iou, sad, dt, me = np.mean(rows, axis=0)
+    return {"IoU": float(iou), "SAD": float(sad), "dtSSD": float(dt), "MESSDdt": float(me)}
 
 
 def eval_clips(pairs: list[tuple[Path, Path]], static: bool, count: int, length: int = 10,
@@ -131,24 +214,32 @@ def load_models(names: list[str], peers: tuple[str, ...], tmp: Path) -> list[Mod
     return models
 
 
-def evaluate(models: list[Model], limit: int | None, clips: int) -> dict[str, dict[str, dict[str, float]]]:
+def evaluate(models: list[Model], limit: int | None, clips: int,
+             sets: tuple[str, ...] = SETS) -> dict[str, dict[str, dict[str, float]]]:
+    """Every model on every chosen set (see :data:`SETS`), as {model: {set: {metric: value}}}."""
     portraits = read_pairs(DATA / "eg1800-portraits", "mask")
-    soft = read_pairs(DATA / "aisegment-matting-human-samples", "alpha")
-    static = eval_clips(portraits[:clips], True, clips)
-    moving = eval_clips(portraits[clips:2 * clips], False, clips)
+    static = eval_clips(portraits[:clips], True, clips) if "clips" in sets else []
+    moving = eval_clips(portraits[clips:2 * clips], False, clips) if "clips" in sets else []
+    video = video_sequences(DATA / "davis-person", limit) if "davis-person" in sets else []
     table: dict[str, dict[str, dict[str, float]]] = {}
     for model in models:
         t0 = time.time()
-        row = {
-            "eg1800-portraits": image_metrics(model, portraits, limit),
-            "aisegment": image_metrics(model, soft, None),
-            "clips-static": clip_metrics(model, static, carry_state=True),
-            "clips-moving": clip_metrics(model, moving, carry_state=True),
-            "speed": {"engine_ms_720p": engine_ms(model)},
-        }
-        if model.recurrent:
-            row["clips-static-per-frame"] = clip_metrics(model, static, carry_state=False)
-            row["clips-moving-per-frame"] = clip_metrics(model, moving, carry_state=False)
+        row: dict[str, dict[str, float]] = {}
+        if "eg1800-portraits" in sets:
+            row["eg1800-portraits"] = image_metrics(model, portraits, limit)
+        if "aisegment" in sets:
+            row["aisegment"] = image_metrics(model, read_pairs(DATA / "aisegment-matting-human-samples", "alpha"), None)
+        if "edges" in sets:
+            row.update({name: edge_metrics(model, DATA / folder, trimaps) for name, (folder, trimaps) in EDGE_SETS.items()})
+        for carry in (True, False) if model.recurrent else (True,):
+            suffix = "" if carry else "-per-frame"
+            if "davis-person" in sets:
+                row["davis-person" + suffix] = video_metrics(model, video, carry_state=carry)
+            if "clips" in sets:
+                row["clips-static" + suffix] = clip_metrics(model, static, carry_state=carry)
+                row["clips-moving" + suffix] = clip_metrics(model, moving, carry_state=carry)
+        if "speed" in sets:
+            row["speed"] = {"engine_ms_720p": engine_ms(model)}
         table[model.label] = row
         print(f"evaluated {model.label} in {time.time() - t0:.0f} s", file=sys.stderr)
     return table
@@ -158,31 +249,37 @@ def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = ["| model | set | SAD | MSE | Grad | Conn | IoU | dtSSD | MESSDdt | engine ms (720p) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for label, row in table.items():
-        ms = row["speed"]["engine_ms_720p"]
+        ms = f"{row['speed']['engine_ms_720p']:.1f}" if "speed" in row else ""
         for name, m in row.items():
             if name == "speed":
                 continue
             cells = [f"{m[k]:.4f}" if k in m else "" for k in ("SAD", "MSE", "Grad", "Conn", "IoU", "dtSSD", "MESSDdt")]
-            lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {ms:.1f} |")
+            lines.append(f"| {label} | {name} | " + " | ".join(cells) + f" | {ms} |")
     return "\n".join(lines)
 
 
 def record_in_manifest(model: Model, row: dict[str, dict[str, float]], command: str) -> None:
     """Write an engine's measured quality and speed into its own manifest, so
-    ``livematte engines info`` shows numbers this command produced."""
-    metrics = {name: {k: round(v, 5) for k, v in values.items()} for name, values in row.items() if name != "speed"}
-    speed = {"ms_per_frame": round(row["speed"]["engine_ms_720p"], 2),
-             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, ONNX Runtime, 720p frame",
-             "command": command}
-    replace(model.manifest, metrics=metrics, speed=speed).dump()
+    ``livematte engines info`` shows numbers this command produced. Sets this
+    run did not measure keep their earlier numbers."""
+    measured = {name: {k: round(v, 5) for k, v in values.items()} for name, values in row.items() if name != "speed"}
+    speed = model.manifest.speed
+    if "speed" in row:
+        speed = {"ms_per_frame": round(row["speed"]["engine_ms_720p"], 2),
+                 "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, ONNX Runtime, 720p frame",
+                 "command": command}
+    replace(model.manifest, metrics={**model.manifest.metrics, **measured}, speed=speed).dump()
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Evaluate engines (and peer models) on ../shared/data.")
     ap.add_argument("engines", nargs="*", help="engine names or manifest/ONNX paths")
-    ap.add_argument("--peers", action="store_true", help=f"also evaluate {', '.join(DEFAULT_PEERS)} from ../shared/peers")
-    ap.add_argument("--limit", type=int, default=None, help="at most N portraits (default: all 240)")
+    ap.add_argument("--peers", nargs="*", choices=DEFAULT_PEERS, default=None, metavar="PEER",
+                    help=f"also evaluate these peers from ../shared/peers (no names: all of {', '.join(DEFAULT_PEERS)})")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="at most N portraits and N frames of each video sequence (default: all)")
     ap.add_argument("--clips", type=int, default=12, help="pseudo-video clips per kind (default 12)")
+    ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="what to measure (default: all)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--record", action="store_true",
                     help="write each named engine's results into its manifest (metrics, speed)")
@@ -191,10 +288,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"evaluate: error: evaluation data not found at {DATA}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            models = load_models(args.engines, DEFAULT_PEERS if args.peers else (), Path(tmp))
+            peers = () if args.peers is None else tuple(args.peers) or DEFAULT_PEERS
+            models = load_models(args.engines, peers, Path(tmp))
             if not models:
                 sys.exit("evaluate: error: nothing to evaluate (name engines or pass --peers)")
-            table = evaluate(models, args.limit, args.clips)
+            table = evaluate(models, args.limit, args.clips, tuple(args.sets))
     except LivematteError as exc:
         sys.exit(f"evaluate: error: {exc}")
     print(format_table(table))
