@@ -159,7 +159,7 @@ def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatc
     # the whole schedule runs, checkpoints, and resumes where it stopped
     run = tmp_path / "run"
     result = train(cfg, run, log=lambda m: None)
-    assert {"SAD", "MSE", "IoU"} <= set(result)
+    assert {"SAD", "MSE", "IoU", "mask_SAD", "mask_MSE", "mask_IoU"} <= set(result)  # labels and hand masks
     blob = torch.load(run / "checkpoint.pt", weights_only=False)
     assert blob["stage"] == len(cfg.stages) and blob["step"] == 0
     logs: list[str] = []

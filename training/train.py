@@ -140,16 +140,21 @@ def clip_losses(model: MattingNet, batch: dict[str, torch.Tensor], stage: StageC
 
 @torch.no_grad()
 def validate(model: MattingNet, holdout: HoldoutSet, device: torch.device) -> dict[str, float]:
-    """Mean SAD/MSE/IoU of the fused alpha on held-out portraits, state reset per image."""
+    """Mean SAD/MSE/IoU of the fused alpha on held-out portraits, state reset per image,
+    against their soft labels and (``mask_*``, when the set has them) the hand-labelled masks."""
     model.eval()
-    rows = []
+    rows: dict[str, list[tuple[float, float, float]]] = {}
     for item in DataLoader(holdout, batch_size=8):
         alpha = upsample_to(model(item["src"].to(device))["alpha"], item["alpha"]).cpu().numpy()[:, 0]
-        for pred, gt in zip(alpha, item["alpha"].numpy()[:, 0]):
-            rows.append((metrics.sad(pred, gt), metrics.mse(pred, gt), metrics.iou(pred, gt)))
+        for truth in ("alpha", "mask"):
+            for pred, gt in zip(alpha, item[truth].numpy()[:, 0] if truth in item else []):
+                rows.setdefault(truth, []).append((metrics.sad(pred, gt), metrics.mse(pred, gt), metrics.iou(pred, gt)))
     model.train()
-    sad, mse, iou = np.mean(rows, axis=0)
-    return {"SAD": float(sad), "MSE": float(mse), "IoU": float(iou)}
+    result = {}
+    for truth, values in rows.items():
+        prefix = "" if truth == "alpha" else "mask_"
+        result.update({prefix + k: float(v) for k, v in zip(("SAD", "MSE", "IoU"), np.mean(values, axis=0))})
+    return result
 
 
 def save_checkpoint(path: Path, model: MattingNet, optimizer: torch.optim.Optimizer,
@@ -193,7 +198,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
     train_set, holdout_set = split_portraits(cfg)
     backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))
     teacher = Teacher(cfg.resolve(cfg.teacher)) if cfg.teacher else None
-    holdout = HoldoutSet(holdout_set, cfg.clip_config(1).size)
+    masks = cfg.resolve(cfg.portraits) / "mask"
+    holdout = HoldoutSet(holdout_set, cfg.clip_config(1).size, masks if masks.is_dir() else None)
     log(f"{len(train_set)} training portraits, {len(holdout_set)} held out, {len(backgrounds)} backgrounds, device {dev}")
     result: dict[str, float] = {}
     while progress.stage < len(cfg.stages):

@@ -66,11 +66,16 @@ class ClipDataset(Dataset):
 
 class HoldoutSet(Dataset):
     """Held-out training portraits as single squashed frames, for validation
-    during training (the reported validation set stays untouched)."""
+    during training (the reported validation set stays untouched).
 
-    def __init__(self, portraits: list[PseudoAlpha], size: tuple[int, int]) -> None:
+    With ``masks`` (the folder of the hand-labelled masks) each item also
+    carries the mask: the soft labels differ between label sources, the
+    hand masks do not, so only they compare runs trained on different labels."""
+
+    def __init__(self, portraits: list[PseudoAlpha], size: tuple[int, int], masks: Path | None = None) -> None:
         self.portraits = portraits
         self.size = size
+        self.masks = masks
 
     def __len__(self) -> int:
         return len(self.portraits)
@@ -82,4 +87,9 @@ class HoldoutSet(Dataset):
         h, w = self.size
         src = cv2.resize(p.image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         alpha = cv2.resize(p.alpha, (w, h), interpolation=cv2.INTER_AREA)
-        return {"src": torch.from_numpy(src.transpose(2, 0, 1).copy()), "alpha": torch.from_numpy(alpha[None].copy())}
+        item = {"src": torch.from_numpy(src.transpose(2, 0, 1).copy()), "alpha": torch.from_numpy(alpha[None].copy())}
+        if self.masks is not None:
+            mask = cv2.imread(str(self.masks / f"{self.portraits[index].stem}.png"), cv2.IMREAD_GRAYSCALE)
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) > 127
+            item["mask"] = torch.from_numpy(mask[None].astype(np.float32))
+        return item

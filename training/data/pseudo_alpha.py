@@ -69,6 +69,11 @@ class PseudoAlpha:
     alpha: Path
     foreground: Path
 
+    @property
+    def stem(self) -> str:
+        """The source photo's name without extension (its mask has the same stem)."""
+        return self.alpha.name.removesuffix("_alpha.png")
+
 
 def cache_paths(cache: Path, stem: str) -> PseudoAlpha:
     return PseudoAlpha(cache / f"{stem}_image.jpg", cache / f"{stem}_alpha.png", cache / f"{stem}_fg.jpg")
