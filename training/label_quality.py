@@ -64,13 +64,14 @@ def read_sample(image: Path, truth: Path) -> tuple[np.ndarray, np.ndarray]:
     return bgr[:, :, ::-1].astype(np.float64) / 255.0, gt.astype(np.float64) / 255.0
 
 
-def sources(cache: TeacherCache) -> dict[str, Callable[[Path, np.ndarray, np.ndarray], np.ndarray]]:
+def sources(cache: TeacherCache, teachers: tuple[TeacherSetting, ...] = TEACHERS
+            ) -> dict[str, Callable[[Path, np.ndarray, np.ndarray], np.ndarray]]:
     """Label source name -> (image path, RGB, mask) -> alpha."""
     out: dict[str, Callable[[Path, np.ndarray, np.ndarray], np.ndarray]] = {
         "mask": lambda _p, _rgb, mask: mask,
         "closed-form (band 4)": lambda _p, rgb, mask: closed_form_alpha(rgb, mask, 4),
     }
-    for teacher in TEACHERS:
+    for teacher in teachers:
         out[f"MODNet {teacher.key}"] = lambda p, _rgb, _m, t=teacher: cache.alpha(p, t, WORK_SIZE)
         for fusion in FUSIONS:
             out[f"fused {teacher.key} {fusion.key}"] = (
@@ -78,11 +79,11 @@ def sources(cache: TeacherCache) -> dict[str, Callable[[Path, np.ndarray, np.nda
     return out
 
 
-def score(folder: Path, truth: str, make_mask: Callable[[np.ndarray], np.ndarray], cache: TeacherCache,
+def score(folder: Path, truth: str, make_mask: Callable[[np.ndarray], np.ndarray],
+          labellers: dict[str, Callable[[Path, np.ndarray, np.ndarray], np.ndarray]],
           limit: int | None) -> dict[str, dict[str, float]]:
     """Mean SAD/MSE in the evaluation band (around the true edge) and over the whole image, per label source."""
     rows: dict[str, list[tuple[float, float, float, float]]] = {}
-    labellers = sources(cache)
     for image in sorted((folder / "image").iterdir())[:limit]:
         rgb, gt = read_sample(image, folder / truth / f"{image.stem}.png")
         mask = make_mask(gt)
@@ -100,12 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=None, help="teacher cache root (default: cache dir/teacher_alpha)")
     ap.add_argument("--limit", type=int, default=None, help="at most N eg1800 portraits (default: all 240)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--teachers", nargs="+", choices=[t.key for t in TEACHERS], default=[t.key for t in TEACHERS],
+                    help="teacher settings to compare (each runs MODNet where its passes are not cached)")
     args = ap.parse_args(argv)
     cache = TeacherCache((args.cache or default_cache_dir() / "teacher_alpha") / "raw", MODNET_ONNX)
+    labellers = sources(cache, tuple(t for t in TEACHERS if t.key in args.teachers))
     aisegment = DATA / "aisegment-matting-human-samples"
-    table = {"aisegment, binarised (n=2)": score(aisegment, "alpha", binarised, cache, None),
-             "aisegment, hand-drawn (n=2)": score(aisegment, "alpha", hand_drawn, cache, None),
-             "eg1800-portraits": score(DATA / "eg1800-portraits", "mask", binarised, cache, args.limit)}
+    table = {"aisegment, binarised (n=2)": score(aisegment, "alpha", binarised, labellers, None),
+             "aisegment, hand-drawn (n=2)": score(aisegment, "alpha", hand_drawn, labellers, None),
+             "eg1800-portraits": score(DATA / "eg1800-portraits", "mask", binarised, labellers, args.limit)}
     print("| set | label | SAD in band | MSE in band | SAD | MSE |\n|---|---|---|---|---|---|")
     for set_name, rows in table.items():
         for name, m in rows.items():
