@@ -191,7 +191,7 @@ def test_export_writes_the_shipped_manifest(tmp_path: Path) -> None:
     assert written.read_bytes() == (REPO / "engines" / "lm-mobile-recurrent.json").read_bytes()
 
 
-def test_evaluate_record_rewrites_only_metrics_and_speed(tmp_path: Path) -> None:
+def test_evaluate_record_rewrites_only_the_measured_metrics_and_speed(tmp_path: Path) -> None:
     import shutil
 
     from training.evaluate import Model, record_in_manifest
@@ -201,5 +201,9 @@ def test_evaluate_record_rewrites_only_metrics_and_speed(tmp_path: Path) -> None
     row = {"set-a": {"SAD": 1.234567891}, "speed": {"engine_ms_720p": 4.5678}}
     record_in_manifest(Model(before.name, before, True), row, "python -m training.evaluate x --record")
     after = load_manifest(path)
-    assert after.metrics == {"set-a": {"SAD": 1.23457}} and after.speed["ms_per_frame"] == 4.57
+    assert after.metrics == {**before.metrics, "set-a": {"SAD": 1.23457}} and after.speed["ms_per_frame"] == 4.57
     assert after == before and after.provenance == before.provenance and after.license == before.license
+    # a run that measured some sets only (--sets) keeps the others and the speed it did not measure
+    record_in_manifest(Model(after.name, after, True), {"set-a": {"SAD": 2.0}}, "python -m training.evaluate x --record")
+    again = load_manifest(path)
+    assert again.metrics == {**before.metrics, "set-a": {"SAD": 2.0}} and again.speed == after.speed
