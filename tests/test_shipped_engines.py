@@ -8,7 +8,7 @@ hold for the shipped engine and fail for each of those mistakes
 
 Measured with ``lm-mobile-recurrent`` (2026-12-01): stills mean SAD 15.4,
 IoU 0.957; its copy fed BGR 23.7 / 0.931, fed 0-255 instead of 0-1 281 /
-0.08, state initialised to 1 instead of 0 18.4 / 0.952. On the video, SAD
+0.08, state initialised to 1 instead of 0 18.4 / 0.948. On the video, SAD
 with the state carried 14.0 vs 21.6 reset on every frame (27.5 with the
 state initialised to 1). Swapping the two state tensors (h and c) changes
 this engine's mattes by under 1 % and is not caught: its ConvLSTM only
