@@ -24,7 +24,7 @@ from typing import Iterator, Mapping
 from livematte.graph_inputs import input_shapes
 from livematte.manifest import EngineManifest
 
-#: frame sizes (H, W) a dynamic engine's optimisation profile must cover: the
+#: frame shapes (H, W) a dynamic engine's optimisation profile must cover: the
 #: smallest is a 360p webcam, the largest 4K; ``opt`` is tuned for 1080p
 PROFILE_MIN_LONG_SIDE = 640
 PROFILE_MAX_LONG_SIDE = 3840

@@ -66,9 +66,9 @@ def trimap_from_alpha(alpha: np.ndarray, radius: int | None = None,
     return trimap_from_masks(a >= high, a <= low, radius)
 
 
-def trimap_from_probabilities(probs: np.ndarray, size: tuple[int, int],
+def trimap_from_probabilities(probs: np.ndarray, shape: tuple[int, int],
                               radius: int | None = None) -> np.ndarray:
-    """Trimap at ``size`` (H, W) from HxWx3 class probabilities (bg, unknown, fg).
+    """Trimap of ``shape`` (H, W, as ``frame.shape[:2]``) from HxWx3 class probabilities (bg, unknown, fg).
 
     The probabilities come at the network's resolution; they are resized
     bilinearly before the per-pixel argmax so the band follows the smooth
@@ -77,7 +77,7 @@ def trimap_from_probabilities(probs: np.ndarray, size: tuple[int, int],
     p = np.asarray(probs, dtype=np.float32)
     if p.ndim != 3 or p.shape[2] != 3:
         raise ValueError(f"trimap probabilities must be HxWx3, got shape {p.shape}")
-    h, w = size
+    h, w = shape
     if p.shape[:2] != (h, w):
         p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
     label = np.argmax(p, axis=2)
