@@ -60,7 +60,6 @@ PEERS: dict[str, tuple[str, dict[str, Any]]] = {
     # short side near 384, where it was measured, for 600x800 portraits, 854x480 and
     # 720p/1080p video (the rules go by the long side, hence the non-monotone ratios)
     "modnet": ("ZHKKKe__modnet_photographic_portrait_matting.onnx", {
-        "format": "livematte-engine/1",
         "name": "peer-modnet",
         "description": "MODNet photographic portrait matting (Ke et al. 2022), ~384 px short side, offline peer",
         "input": {"name": "input", "layout": "NCHW", "dtype": "float32", "color": "RGB", "scale": 1.0 / 255.0,
