@@ -327,3 +327,15 @@ def test_stalled_live_input_without_duration_stops_reconnecting_and_keeps_the_re
     assert took < 2 + 5 + 30 + 10  # read timeout, then 30 s of reconnecting, then it ends
     assert _recorded_seconds(record) < 2.5
     assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_on_png_frames_with_the_shipped_engine_finalises_every_frame_written(tmp_path: Path) -> None:
+    """The report's case: ``process in.mp4 frames/ --alpha`` with the default
+    engine on HD frames aborted (134, "terminate called without an active
+    exception") and counted one frame fewer than it left in the folder."""
+    clip = write_clip(tmp_path / "hd.mp4", size=(1280, 720), frames=90, fps=FPS, audio=False)
+    out = tmp_path / "frames"
+    proc = _launch(["process", str(clip), str(out), "--alpha"])
+    stderr = _stop_at(proc, lambda: bool(leftovers(tmp_path)), 0.5, [signal.SIGINT])
+    done = _check_ending(proc, stderr, signal.SIGINT)
+    assert leftovers(tmp_path) == [] and _png_frames(out) == done > 0, stderr
