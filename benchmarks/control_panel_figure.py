@@ -31,6 +31,7 @@ from livematte.registry import DEFAULT_ENGINE, find_engine  # noqa: E402
 from livematte.sample import write_sample  # noqa: E402
 from livematte.sinks import Sink  # noqa: E402
 from livematte.sources import FileSource  # noqa: E402
+from livematte.stages import realtime_stages  # noqa: E402
 
 
 class _Discard(Sink):
@@ -55,8 +56,9 @@ def main() -> int:
         source = FileSource(str(clip))
         controls = LiveControls(initial_state("blur:30", MatteSettings(threshold=0.1, feather=3.0, smoothing=0.5)),
                                 source.size)
-        pipeline = Pipeline(source, Matter(find_engine(DEFAULT_ENGINE)), controls, [_Discard()], live=True,
-                            on_live_stats=stats_recorder(controls), adjust=MatteAdjuster(lambda: controls.matte))
+        stages = realtime_stages(Matter(find_engine(DEFAULT_ENGINE)), controls,
+                                 adjust=MatteAdjuster(lambda: controls.matte))
+        pipeline = Pipeline(source, stages, [_Discard()], live=True, on_live_stats=stats_recorder(controls))
         runner = threading.Thread(target=pipeline.run, daemon=True)
         with ControlServer(controls) as server:
             runner.start()

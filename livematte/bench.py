@@ -1,8 +1,9 @@
 """Pipeline speed: per-stage throughput and end-to-end fps of a real file job.
 
 Each measurement writes a clip of the sample scene at the requested size,
-then runs the same threaded pipeline ``livematte process`` runs (PyAV decode
-→ engine → compositor → H.264 encode to a temporary file). A stage's
+then runs :func:`livematte.api.process` on it, as ``livematte process`` does
+(PyAV decode → engine → compositor → H.264 encode to a temporary file), with
+an engine warmed up beforehand. A stage's
 throughput is frames divided by the time that stage spent working, so it
 shows which stage limits the end-to-end rate.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from livematte.pipeline import STAGES, Pipeline
+from livematte.pipeline import STAGES
 
 
 @dataclass
@@ -43,32 +44,24 @@ def bench_one(
     """Measure one engine at one frame size (the clip is generated in ``workdir``);
     ``threads`` is the CPU backend's intra-op thread count (None: its default),
     ``precision`` the backend's ``--precision``."""
-    from livematte.compositor import Compositor
+    from livematte.api import process
     from livematte.engine import Matter
-    from livematte.registry import find_engine
-    from livematte.sinks import VideoFileSink
-    from livematte.sources import open_source
 
-    manifest = find_engine(model)
-    with tempfile.TemporaryDirectory(prefix="livematte-bench-", dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="livematte-bench-", dir=workdir) as tmp, \
+            Matter(model, backend=backend, upsampler=upsampler, threads=threads, precision=precision) as matter:
         clip = Path(tmp) / f"clip-{size[0]}x{size[1]}.mp4"
         _write_clip(clip, size, frames)
-        source = open_source(str(clip))
-        matter = Matter(manifest, backend=backend, upsampler=upsampler, threads=threads, precision=precision)
         matter.infer(_first_frame(clip))  # warm-up: session creation is not per-frame cost
         matter.reset()
-        sink = VideoFileSink(Path(tmp) / "out.mp4", source.size, source.fps, source.time_base)
-        pipeline = Pipeline(source, matter, Compositor(background, source.size), [sink])
-        result = pipeline.run()
-        matter.close()
+        result = process(clip, Path(tmp) / "out.mp4", background, model=matter)
     return BenchRow(
-        engine=manifest.name,
+        engine=matter.manifest.name,
         size=size,
         frames=result.frames_out,
         background=background,
         stage_fps={name: result.stages[name].fps for name in STAGES},
         end_to_end_fps=result.fps,
-        engine_ms={step: total / max(1, result.frames_out) for step, total in pipeline.engine_ms.items()},
+        engine_ms={step: total / max(1, result.frames_out) for step, total in result.engine_ms.items()},
     )
 
 

@@ -9,6 +9,7 @@ only appear with ``--debug``. Ctrl-C finalises what was written and exits
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -16,12 +17,16 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from livematte import __version__
-from livematte.errors import BATCH_FAILED_EXIT, InputError, LivematteError, OutputError
+from livematte.errors import BATCH_FAILED_EXIT, InputError, LivematteError
 from livematte.frame import Size
-from livematte.interrupts import checkpoint, deferred, exit_code, raising, sigterm_raises
+from livematte.interrupts import checkpoint, deferred, exit_code, sigterm_raises
+
+if TYPE_CHECKING:
+    from livematte.backgrounds import Background
+    from livematte.pipeline import PipelineResult
 
 log = logging.getLogger("livematte")
 
@@ -89,32 +94,7 @@ def _matte_settings(args: argparse.Namespace):
     return MatteSettings(threshold=args.threshold, feather=args.feather, smoothing=args.smoothing)
 
 
-def _is_image_sequence(out: str) -> bool:
-    """A directory (existing, trailing slash, or no extension) or a ``%06d.png`` pattern."""
-    path = Path(out)
-    return "%" in path.name or out.endswith(("/", "\\")) or path.is_dir() or not path.suffix
-
-
-def _load_matter(args: argparse.Namespace, threads: int | None = None):
-    """Engine → Matter, both validated before any output exists; ``threads`` caps the engine's (None: its default)."""
-    from livematte.engine import Matter
-    from livematte.registry import find_engine
-
-    manifest = find_engine(args.model)
-    return Matter(manifest, backend=args.backend, precision=args.precision, threads=threads)
-
-
-def _quality_job(source, matter, args: argparse.Namespace):
-    """--quality high: the real-time matte re-solved at the edges, frames spread over a pool."""
-    from livematte.quality import QualityMatter
-    from livematte.quality.prefetch import QualityPrefetch
-
-    quality = QualityMatter(matter, method=args.quality_method, workers=args.quality_workers)
-    prefetch = QualityPrefetch(source, quality)
-    return prefetch.source, prefetch
-
-
-def _background(bg: str | None, alpha: bool):
+def _background(bg: str | None, alpha: bool) -> Background:
     """The parsed ``--bg`` (checked before anything is opened or refused)."""
     from livematte.backgrounds import parse_background
 
@@ -123,47 +103,19 @@ def _background(bg: str | None, alpha: bool):
     return parse_background("transparent" if alpha else (bg or "blur"))
 
 
-def _check_options(args: argparse.Namespace, outputs: Sequence[str]):
+def _check_options(args: argparse.Namespace, outputs: Sequence[str]) -> Background:
     """Bad option values are reported first, before the input is opened or an
     existing output refused: the background, the engine's name, and whether
     every output can hold a transparent background. Returns the background."""
     from livematte.registry import find_engine
-    from livematte.sinks import check_alpha_container
-    from livematte.sources import is_stream_url
+    from livematte.sinks import check_alpha_target
 
     background = _background(args.bg, getattr(args, "alpha", False))
     find_engine(args.model)
     if background.channels == 4:
         for out in outputs:
-            if is_stream_url(out):
-                raise OutputError(f"a transparent background cannot be streamed ({out} carries no alpha)")
-            if not _is_image_sequence(out):
-                check_alpha_container(Path(out).suffix)
+            check_alpha_target(out)
     return background
-
-
-def _open_all(openers: Sequence[Callable[[], object]]) -> list:
-    """Open sinks in order; if one fails, abort those already open (no leftovers)."""
-    opened: list = []
-    try:
-        for open_one in openers:
-            opened.append(open_one())
-    except BaseException:
-        for sink in opened:
-            sink.abort()
-        raise
-    return opened
-
-
-def _run(pipeline):
-    """Run a job whose outputs are open; a stop before the pipeline took them
-    over (Ctrl-C, SIGTERM) still removes their temporary files."""
-    try:
-        return pipeline.run()
-    except BaseException:
-        for sink in pipeline.sinks + pipeline.matte_sinks:
-            sink.abort()
-        raise
 
 
 def _report_result(result, target: str, quiet: bool) -> int:
@@ -207,81 +159,30 @@ def cmd_process(args: argparse.Namespace) -> int:
     return _report_result(run_process(args), args.output, args.quiet)
 
 
-def run_process(args: argparse.Namespace, engine_threads: int | None = None):
-    """The ``process`` job for parsed options, up to its :class:`~livematte.pipeline.PipelineResult`.
+def run_process(args: argparse.Namespace, engine_threads: int | None = None) -> PipelineResult:
+    """The ``process`` job for parsed options: :func:`livematte.process` with them.
 
     ``livematte batch`` runs it once per file, with ``engine_threads`` set so
     that its parallel jobs share the cores instead of oversubscribing them.
     """
-    from livematte.compositor import Compositor
+    import livematte
     from livematte.matte_adjust import MatteAdjuster
-    from livematte.numba_cache import prepare_quality
-    from livematte.pipeline import Pipeline
     from livematte.progress import ProgressBar
-    from livematte.sinks import ImageSequenceSink, StreamSink, VideoFileSink
-    from livematte.sources import is_stream_url, open_source
 
-    out = args.output
-    background = _check_options(args, [out])
-    source = open_source(args.input)
-    try:
-        if not is_stream_url(out) and not _is_image_sequence(out) and Path(out).exists() and not args.overwrite:
-            # refused before the engine loads; the sink checks again when it opens
-            raise OutputError(f"output exists: {out} (use --overwrite to replace it)")
-        matter = _load_matter(args, engine_threads)
-        preparing_s = 0.0
-        if args.quality == "high":
-            with raising():  # minutes of compiling the first time: Ctrl-C stops it at once
-                preparing_s = prepare_quality(args.quiet)
-            source, matter = _quality_job(source, matter, args)
-        compositor = Compositor(background, source.size)
-        if is_stream_url(out):
-            main = lambda: StreamSink(out, source.size, source.fps)  # noqa: E731
-        elif _is_image_sequence(out):
-            main = lambda: ImageSequenceSink(out, overwrite=args.overwrite)  # noqa: E731
-        else:
-            main = lambda: VideoFileSink(  # noqa: E731
-                out,
-                source.size,
-                source.fps,
-                source.time_base,
-                alpha=background.channels == 4,
-                quality=args.crf,
-                preset=args.preset,
-                audio_from=source.live_audio or source.audio_path,
-                overwrite=args.overwrite,
-                threads=args.threads,
-            )
-        openers = [main]
-        if args.matte_out:
-            openers.append(lambda: ImageSequenceSink(args.matte_out, overwrite=args.overwrite))
-        checkpoint()  # stopped while setting up: nothing to open
-        sinks = _open_all(openers)
-    except BaseException:
-        source.close()
-        raise
-    bar = ProgressBar(enabled=not args.quiet)
+    background = _background(args.bg, args.alpha)
     settings = _matte_settings(args)
-    pipeline = Pipeline(
-        source,
-        matter,
-        compositor,
-        sinks[:1],
-        matte_sinks=sinks[1:],
-        duration=args.duration,
-        drop_frames=False,  # a recording job, even of a live stream: queue, never drop
-        on_progress=bar,
-        on_live_stats=_live_printer(args.quiet, drops=False),
-        adjust=None if settings.is_identity else MatteAdjuster(lambda: settings),
-    )
+    bar = ProgressBar(enabled=not args.quiet)
     try:
-        result = _run(pipeline)
-        result.preparing_s = preparing_s
-        return result
+        return livematte.process(
+            args.input, args.output, background, model=args.model, alpha=args.alpha, quality=args.quality,
+            matte_out=args.matte_out, backend=args.backend, precision=args.precision, overwrite=args.overwrite,
+            duration=args.duration, crf=args.crf, preset=args.preset, threads=args.threads,
+            quality_method=args.quality_method, quality_workers=args.quality_workers, engine_threads=engine_threads,
+            quiet=args.quiet, adjust=None if settings.is_identity else MatteAdjuster(lambda: settings),
+            on_progress=bar, on_live_stats=_live_printer(args.quiet, drops=False),
+        )
     finally:
         bar.finish()
-        matter.close()
-        compositor.close()
 
 
 def _control_server(args: argparse.Namespace, controls):
@@ -299,12 +200,14 @@ def _control_server(args: argparse.Namespace, controls):
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
+    from livematte.api import run_job
+    from livematte.engine import Matter
     from livematte.live_controls import LiveControls, initial_state, stats_recorder
     from livematte.matte_adjust import MatteAdjuster
-    from livematte.pipeline import Pipeline
     from livematte.preview_keys import apply_key
-    from livematte.sinks import PreviewSink, StreamSink, VideoFileSink, VirtualCameraSink
+    from livematte.sinks import PreviewSink, Sink, StreamSink, VirtualCameraSink, open_sink, open_sinks
     from livematte.sources import open_live_device
+    from livematte.stages import realtime_stages
 
     if not (args.virtual_cam or args.preview or args.stream or args.record):
         raise InputError("choose where the video goes: --virtual-cam, --preview, --stream URL and/or --record FILE")
@@ -318,43 +221,37 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         raise InputError("--bg transparent: live outputs (virtual camera, stream, preview) carry no alpha; "
                          "use a colour, an image, a video or blur")
     source = open_live_device(args.device, size=args.size, fps=args.fps)
-    server = None
-    try:
-        matter = _load_matter(args)
-        controls = LiveControls(initial_state(args.bg or "blur", _matte_settings(args)), source.size)
-        server = _control_server(args, controls)  # before the sinks: a busy port leaves no file behind
-        openers: list[Callable[[], object]] = []
-        if args.record:
-            openers.append(lambda: VideoFileSink(args.record, source.size, source.fps, overwrite=args.overwrite))
-        if args.stream:
-            openers.append(lambda: StreamSink(args.stream, source.size, source.fps))
-        if args.virtual_cam:
-            openers.append(lambda: VirtualCameraSink(source.size, source.fps))
-        if args.preview:
-            openers.append(lambda: PreviewSink(on_key=lambda key: apply_key(key, controls)))
-        checkpoint()  # stopped while setting up: nothing to open
-        sinks = _open_all(openers)
-    except BaseException:
+    with contextlib.ExitStack() as cleanup:
+        try:  # until the pipeline runs; then the pipeline owns the source and closes it
+            matter = cleanup.enter_context(Matter(args.model, backend=args.backend, precision=args.precision))
+            controls = LiveControls(initial_state(args.bg or "blur", _matte_settings(args)), source.size)
+            cleanup.callback(controls.close)
+            server = _control_server(args, controls)  # before the sinks: a busy port leaves no file behind
+            if server is not None:
+                cleanup.callback(server.stop)
+            openers: list[Callable[[], Sink]] = []
+            if args.record:
+                openers.append(lambda: open_sink(args.record, source, overwrite=args.overwrite))
+            if args.stream:
+                openers.append(lambda: StreamSink(args.stream, source.size, source.fps))
+            if args.virtual_cam:
+                openers.append(lambda: VirtualCameraSink(source.size, source.fps))
+            if args.preview:
+                openers.append(lambda: PreviewSink(on_key=lambda key: apply_key(key, controls)))
+            checkpoint()  # stopped while setting up: nothing to open
+            sinks = open_sinks(openers)
+        except BaseException:
+            source.close()
+            raise
+        if not args.quiet:
+            print(f"livematte: live input {args.device} at {source.size[0]}x{source.size[1]} "
+                  f"{source.fps:.0f} fps; Ctrl-C stops", file=sys.stderr)
         if server is not None:
-            server.stop()
-        source.close()
-        raise
-    if not args.quiet:
-        print(f"livematte: live input {args.device} at {source.size[0]}x{source.size[1]} {source.fps:.0f} fps; Ctrl-C stops",
-              file=sys.stderr)
-    if server is not None:
-        # printed even with -q: without it the endpoint cannot be used
-        print(f"livematte: control panel and API at {server.url}", file=sys.stderr, flush=True)
-    pipeline = Pipeline(source, matter, controls, sinks, duration=args.duration,
-                        on_live_stats=stats_recorder(controls, _live_printer(args.quiet)),
-                        adjust=MatteAdjuster(lambda: controls.matte))
-    try:
-        result = _run(pipeline)
-    finally:
-        if server is not None:
-            server.stop()
-        matter.close()
-        controls.close()
+            # printed even with -q: without it the endpoint cannot be used
+            print(f"livematte: control panel and API at {server.url}", file=sys.stderr, flush=True)
+        stages = realtime_stages(matter, controls, adjust=MatteAdjuster(lambda: controls.matte))
+        result = run_job(source, stages, sinks, duration=args.duration,
+                         on_live_stats=stats_recorder(controls, _live_printer(args.quiet)))
     return _report_result(result, "the live outputs", args.quiet)
 
 
@@ -378,7 +275,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"OUT_DIR {out_dir} is a file, not a folder")
-    _load_matter(args).close()  # a bad --model or --backend is reported once, before any file starts
+    from livematte.engine import Matter
+
+    # a bad --model or --backend is reported once, before any file starts
+    Matter(args.model, backend=args.backend, precision=args.precision).close()
     _check_options(args, [f"out.{args.ext}"] if args.ext else []).close()  # and so is a bad --bg
     jobs = plan_jobs(args.inputs, out_dir, args.suffix, args.ext,
                      Path(args.matte_out) if args.matte_out else None, batch_job_options(args))
@@ -656,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LivematteError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"livematte: error: {exc}", file=sys.stderr)
+        print(f"livematte: error: {exc.for_cli()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM with nothing written (a job in flight finalises instead)
         print(f"livematte: {getattr(exc, 'message', 'interrupted; nothing kept')}", file=sys.stderr)

@@ -9,6 +9,7 @@ stage took per frame so the pipeline benchmark can report them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -105,8 +106,14 @@ def activate(tensor: np.ndarray, spec: OutputSpec) -> np.ndarray:
 
 
 class Matter:
-    """Estimates a full-resolution alpha matte per frame with one engine.
+    """Estimates a full-resolution alpha matte per frame with one engine: livematte's frame-level API.
 
+    ``model`` is an engine name (``livematte engines list``), the path of an
+    ``.onnx`` with its ``.json`` manifest beside it, a loaded manifest, or
+    None for the default engine. :meth:`infer` takes RGB uint8 frames in
+    order and carries the engine's recurrent state from one to the next
+    (reset on scene cuts); call :meth:`reset` when the frames jump (a seek,
+    another clip) and :meth:`close` when done (or use ``with``).
     ``backend`` is a ``--backend`` name (``livematte.backends``);
     ``upsampler`` is ``guided`` or ``bilinear``; ``scene_cut_threshold``
     (None disables) is the :class:`SceneCutDetector` threshold; ``threads``
@@ -122,7 +129,7 @@ class Matter:
 
     def __init__(
         self,
-        manifest: EngineManifest,
+        model: EngineManifest | str | os.PathLike[str] | None = None,
         backend: str = "cpu",
         upsampler: str = "guided",
         scene_cut_threshold: float | None = 40.0,
@@ -130,7 +137,11 @@ class Matter:
         precision: str = "auto",
         backend_factory: Callable[[tuple[int, int]], MattingBackend] | None = None,
     ):
-        self.manifest = manifest
+        if not isinstance(model, EngineManifest):
+            from livematte.registry import DEFAULT_ENGINE, find_engine
+
+            model = find_engine(str(model) if model is not None else DEFAULT_ENGINE)
+        self.manifest = manifest = model
         self.backend_name = backend
         self.threads = threads
         self.precision = precision
@@ -162,9 +173,16 @@ class Matter:
             self.scene_cuts.reset()
 
     def close(self) -> None:
+        """Release the backend (sessions, GPU memory); safe to call twice."""
         if self.backend is not None:
             self.backend.close()
             self.backend = None
+
+    def __enter__(self) -> Matter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @staticmethod
     def resize_frame(rgb: np.ndarray, graph_size: tuple[int, int]) -> np.ndarray:

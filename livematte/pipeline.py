@@ -1,8 +1,10 @@
-"""decode → infer → composite → encode, each stage in its own thread.
+"""decode → stages (matte, composite, ...) → encode, each in its own thread.
 
-Stages are joined by small bounded channels. For files every channel blocks
-when full (back-pressure: nothing is dropped, order is kept, so the output
-has exactly the input's frames). For live sources every channel keeps only
+The job's steps between reading and writing are an ordered list of
+:class:`~livematte.stages.Stage` objects; reading the source, each stage and
+writing the sinks run in their own threads, joined by small bounded
+channels. For files every channel blocks when full (back-pressure: nothing
+is dropped, order is kept, so the output has exactly the input's frames). For live sources every channel keeps only
 the newest frames and drops the oldest, so a slow stage costs frames, never
 latency. ONNX Runtime, OpenCV and FFmpeg release the GIL while they work, so
 the stages genuinely overlap on separate cores.
@@ -16,11 +18,12 @@ error is raised: a live recording is kept up to that moment.
 from __future__ import annotations
 
 import collections
+import functools
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -28,19 +31,12 @@ import numpy as np
 from livematte.errors import LivematteError
 from livematte.frame import Frame
 from livematte.interrupts import Interrupted, StopRequests
-from livematte.compositor import alpha_to_u8
 from livematte.sinks import Sink
 from livematte.sources import Source
+from livematte.stages import Stage, Work
 
+#: the counters of a real-time job: reading, the matte and composite stages, writing
 STAGES = ("decode", "infer", "composite", "encode")
-
-
-class _Matter(Protocol):
-    def infer(self, rgb: np.ndarray) -> Any: ...
-
-
-class _Compositor(Protocol):
-    def compose(self, rgb: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass
@@ -83,24 +79,20 @@ class PipelineResult:
     missing_frames: int = 0
     #: seconds spent before the job could start (the quality mode's first compile), not in ``elapsed_s``
     preparing_s: float = 0.0
+    #: total milliseconds per engine step (preprocess, inference, upsample...) over the frames written
+    engine_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
         return self.frames_out / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-@dataclass
-class _Item:
-    frame: Frame
-    captured: float
-    alpha: np.ndarray | None = None
-    foreground: np.ndarray | None = None
-    image: np.ndarray | None = None
-    matte: np.ndarray | None = None
-
-
 _END = object()  # end of stream, travels through every stage
 _STOPPED = object()  # returned by a channel once the pipeline is stopping
+
+
+class _HardStop(Exception):
+    """Raised into a stage that asks for its next frame once the pipeline stops hard."""
 
 
 class _Channel:
@@ -161,12 +153,10 @@ class _Channel:
 
 
 class Pipeline:
-    """Runs one job from ``source`` through ``matter`` and ``compositor`` to ``sinks``.
+    """Runs one job from ``source`` through ``stages``, in order, to ``sinks``.
 
-    ``matte_sinks`` receive the alpha matte as 8-bit grey instead of the
-    composite. ``adjust`` (e.g. a :class:`~livematte.matte_adjust.MatteAdjuster`)
-    changes the 8-bit matte before both the compositor and the matte sinks
-    see it, in the compositing thread, one frame at a time in order.
+    ``stages`` end with the composite stage (:mod:`livematte.stages`);
+    ``matte_sinks`` receive its 8-bit matte instead of the composite.
     ``live`` (live stats instead of a progress bar) defaults to
     the source's own kind; ``drop_frames`` (drop the oldest frame rather
     than queue) defaults to ``live``: a recording of a live stream keeps
@@ -184,8 +174,7 @@ class Pipeline:
     def __init__(
         self,
         source: Source,
-        matter: _Matter,
-        compositor: _Compositor,
+        stages: Sequence[Stage],
         sinks: Sequence[Sink],
         matte_sinks: Sequence[Sink] = (),
         live: bool | None = None,
@@ -194,12 +183,10 @@ class Pipeline:
         on_progress: Callable[[int, int | None, float], None] | None = None,
         on_live_stats: Callable[[LiveStats], None] | None = None,
         report_every: float = 1.0,
-        adjust: Callable[[np.ndarray], np.ndarray] | None = None,
         drop_frames: bool | None = None,
     ) -> None:
         self.source = source
-        self.matter = matter
-        self.compositor = compositor
+        self.stages = list(stages)
         self.sinks = list(sinks)
         self.matte_sinks = list(matte_sinks)
         self.live = source.live if live is None else live
@@ -208,14 +195,14 @@ class Pipeline:
         self.on_progress = on_progress
         self.on_live_stats = on_live_stats
         self.report_every = report_every
-        self.adjust = adjust
         capacity = queue_size or (1 if self.drop_frames else 4)
         self._stopping = threading.Event()  # hard stop: error or second Ctrl-C
         self._cancel = threading.Event()  # soft stop: stop reading, drain the rest
         self._time_up = threading.Event()  # --duration reached: stop reading, a normal end
         self._read_to_end = False
-        self._channels = [_Channel(capacity, self.drop_frames, self._stopping) for _ in range(3)]
-        self.counters = {name: StageCounter(name) for name in STAGES}
+        self._channels = [_Channel(capacity, self.drop_frames, self._stopping) for _ in range(len(self.stages) + 1)]
+        names = ["decode", *(stage.name for stage in self.stages), "encode"]
+        self.counters = {name: StageCounter(name) for name in names}
         #: total milliseconds per engine step (preprocess, inference, upsample...)
         #: as the engine reports them, to show where the infer stage spends time
         self.engine_ms: dict[str, float] = {}
@@ -297,50 +284,53 @@ class Pipeline:
                     break
             counter.busy_s += time.perf_counter() - t0
             counter.frames += 1
-            if not out.put(_Item(frame, time.monotonic())):
+            if not out.put(Work(frame, time.monotonic())):
                 return
 
-    def _stage(self, name: str, index: int, work: Callable[[_Item], None]) -> None:
-        """Generic middle stage: take from channel ``index``, work, pass on."""
-        source, out = self._channels[index], self._channels[index + 1]
-        counter = self.counters[name]
+    def _stage(self, index: int) -> None:
+        """Run stage ``index`` between its two channels, counting only its own time.
+
+        The stage pulls frames from an iterator over its input channel; the
+        time it spends waiting there is not its work. The iterator ends when
+        the input does (the stage then hands on what it holds) and raises
+        when the pipeline stops hard (the stage must not finish frames that
+        nobody will write); either way the stage's own iterator is closed.
+        """
+        stage, source, out = self.stages[index], self._channels[index], self._channels[index + 1]
+        counter = self.counters[stage.name]
+        waited = 0.0
+
+        def arriving() -> Iterator[Work]:
+            nonlocal waited
+            while True:
+                t0 = time.perf_counter()
+                item = source.get()
+                waited += time.perf_counter() - t0
+                if item is _STOPPED:
+                    raise _HardStop
+                if item is _END:
+                    return
+                yield item
+
+        leaving = stage.run(arriving())
         try:
             while True:
-                item = source.get()
-                if item is _STOPPED or item is _END:
+                t0, waited_before = time.perf_counter(), waited
+                item = next(leaving, None)
+                if item is None:
                     return
-                t0 = time.perf_counter()
-                work(item)
-                counter.busy_s += time.perf_counter() - t0
+                counter.busy_s += time.perf_counter() - t0 - (waited - waited_before)
                 counter.frames += 1
                 if not out.put(item):
                     return
+        except _HardStop:
+            return
         finally:
+            leaving.close()
             out.close()
 
-    def _infer(self, item: _Item) -> None:
-        result = self.matter.infer(item.frame.rgb)
-        item.alpha = result.alpha
-        # only a full-resolution foreground (the quality mode's) beats the
-        # compositor's own decontamination; a graph-resolution one would blur the edges
-        foreground = getattr(result, "foreground", None)
-        if foreground is not None and foreground.shape[:2] == item.alpha.shape[:2]:
-            item.foreground = foreground
-        for step, ms in getattr(result, "timings", {}).items():
-            self.engine_ms[step] = self.engine_ms.get(step, 0.0) + ms
-
-    def _composite(self, item: _Item) -> None:
-        matte = alpha_to_u8(item.alpha)  # once: the compositor and matte sinks share it
-        if self.adjust is not None:
-            matte = self.adjust(matte)
-        item.image = self.compositor.compose(item.frame.rgb, matte, item.foreground)
-        if self.matte_sinks:
-            item.matte = matte
-        item.frame.rgb = None  # type: ignore[assignment]  # free the input early
-        item.alpha = item.foreground = None
-
     def _encode(self) -> None:
-        source = self._channels[2]
+        source = self._channels[-1]
         counter = self.counters["encode"]
         while True:
             item = source.get()
@@ -354,10 +344,12 @@ class Pipeline:
                     sink.write(item.image, item.frame.pts)
             for sink in self.matte_sinks:
                 if not held:
-                    sink.write(item.matte, item.frame.pts)
+                    sink.write(item.alpha, item.frame.pts)
             done = time.perf_counter()
             counter.busy_s += done - t0
             counter.frames += 1
+            for step, ms in item.timings.items():
+                self.engine_ms[step] = self.engine_ms.get(step, 0.0) + ms
             if self.live:
                 with self._latency_lock:
                     self._latencies.append(time.monotonic() - item.captured)
@@ -375,17 +367,11 @@ class Pipeline:
         """
         decode = threading.Thread(target=self._run_stage, args=(self._decode,), name="livematte-decode", daemon=True)
         workers = [
-            threading.Thread(
-                target=self._run_stage, args=(lambda: self._stage("infer", 0, self._infer),), name="livematte-infer", daemon=True
-            ),
-            threading.Thread(
-                target=self._run_stage,
-                args=(lambda: self._stage("composite", 1, self._composite),),
-                name="livematte-composite",
-                daemon=True,
-            ),
-            threading.Thread(target=self._run_stage, args=(self._encode,), name="livematte-encode", daemon=True),
+            threading.Thread(target=self._run_stage, args=(functools.partial(self._stage, index),),
+                             name=f"livematte-{stage.name}", daemon=True)
+            for index, stage in enumerate(self.stages)
         ]
+        workers.append(threading.Thread(target=self._run_stage, args=(self._encode,), name="livematte-encode", daemon=True))
         # the stages already keep every core busy, so OpenCV's own worker pool only
         # adds hand-offs between them (2 cores: no change when idle, 7-17% more
         # fps end to end while another process loads the machine)
@@ -473,4 +459,5 @@ class Pipeline:
             stages=dict(self.counters),
             signal=self._signal if interrupted else None,
             missing_frames=self.source.missing_frames,
+            engine_ms=dict(self.engine_ms),
         )

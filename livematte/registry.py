@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-from livematte.errors import EngineError
+from livematte.errors import EngineError, Hint
 from livematte.manifest import EngineManifest, Role, load_manifest, validate_against_graph
 
 #: the engine used when ``--model`` is not given
@@ -57,7 +57,7 @@ def find_engine(name_or_path: str) -> EngineManifest:
     else:
         engines = {m.name: m for m in list_engines()}
         if name_or_path not in engines:
-            raise EngineError(_unknown_engine_message(name_or_path, sorted(engines)))
+            raise _unknown_engine(name_or_path, sorted(engines))
         manifest = engines[name_or_path]
     if manifest.role is not Role.MATTING:
         raise EngineError(f"engine {manifest.name!r} is a {manifest.role.value} engine, not a matting engine: "
@@ -66,13 +66,14 @@ def find_engine(name_or_path: str) -> EngineManifest:
     return manifest
 
 
-def _unknown_engine_message(name: str, installed: list[str]) -> str:
+def _unknown_engine(name: str, installed: list[str]) -> EngineError:
     if name == DEFAULT_ENGINE and not installed:
-        return (f"the default engine {DEFAULT_ENGINE!r} is not installed and no other engine is; "
-                "pass --model path/to/model.onnx (with its .json manifest beside it)")
+        return EngineError(f"the default engine {DEFAULT_ENGINE!r} is not installed and no other engine is",
+                           hint=Hint("model", "path/to/model.onnx", "with its .json manifest beside it"))
     if name == DEFAULT_ENGINE:
-        return (f"the default engine {DEFAULT_ENGINE!r} is not installed; "
-                f"pass --model with one of: {', '.join(installed)}")
+        return EngineError(f"the default engine {DEFAULT_ENGINE!r} is not installed",
+                           hint=Hint("model", "NAME", f"with NAME one of: {', '.join(installed)}"))
     if not installed:
-        return f"unknown engine {name!r}: no engines are installed; pass a path to an .onnx with its .json manifest"
-    return f"unknown engine {name!r}; installed engines: {', '.join(installed)}"
+        return EngineError(f"unknown engine {name!r}: no engines are installed; "
+                           "give a path to an .onnx with its .json manifest")
+    return EngineError(f"unknown engine {name!r}; installed engines: {', '.join(installed)}")

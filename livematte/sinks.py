@@ -18,14 +18,14 @@ import time
 from abc import ABC, abstractmethod
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import av
 import cv2
 import numpy as np
 
-from livematte.errors import DeviceError, OutputError
-from livematte.sources import LiveAudio
+from livematte.errors import DeviceError, Hint, OutputError
+from livematte.sources import LiveAudio, Source, is_stream_url
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _video_frame(image: np.ndarray, yuv420: bool) -> "av.VideoFrame":
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise OutputError(f"output exists: {path} (use --overwrite to replace it)")
+        raise OutputError(f"output exists: {path}", hint=Hint("overwrite", True, "to replace it"))
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output directory does not exist: {parent}")
@@ -209,7 +209,7 @@ def check_alpha_container(suffix: str) -> None:
     (it would be flattened onto black with coloured fringes, passed off as done)."""
     if suffix.lower() not in (".mov", ".webm"):
         raise OutputError(
-            "a transparent background (--alpha or --bg transparent) needs a .mov (ProRes 4444), .webm (VP9) "
+            "a transparent background needs a .mov (ProRes 4444), .webm (VP9) "
             f"or PNG-sequence output, not {suffix or 'no extension'}"
         )
 
@@ -386,7 +386,7 @@ class _StagedDirectory:
             raise OutputError(f"output directory does not exist: {parent}")
         first = target / (name_pattern % 1)
         if first.exists() and not overwrite:
-            raise OutputError(f"output exists: {first} (use --overwrite to replace it)")
+            raise OutputError(f"output exists: {first}", hint=Hint("overwrite", True, "to replace it"))
         if target.exists() and not target.is_dir():
             raise OutputError(f"output is a file, expected a directory: {target}")
         try:
@@ -572,9 +572,9 @@ def display_available() -> str | None:
     info = cv2.getBuildInformation()
     gui_line = next((line for line in info.splitlines() if line.strip().startswith("GUI:")), "")
     if "NONE" in gui_line.upper():
-        return "this OpenCV build has no GUI (opencv-python-headless); install opencv-python for --preview"
+        return "this OpenCV build has no GUI (opencv-python-headless); install opencv-python for a preview window"
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display (DISPLAY/WAYLAND_DISPLAY unset); --preview needs a desktop session"
+        return "no display (DISPLAY/WAYLAND_DISPLAY unset); a preview window needs a desktop session"
     return None
 
 
@@ -609,3 +609,61 @@ class PreviewSink(Sink):
 
     def close(self, complete: bool = True) -> None:
         cv2.destroyWindow(self.WINDOW)
+
+
+def is_image_sequence(target: str | os.PathLike[str]) -> bool:
+    """A directory (existing, trailing slash, or no extension) or a ``%06d.png`` pattern."""
+    text, path = str(target), Path(target)
+    return "%" in path.name or text.endswith(("/", "\\")) or path.is_dir() or not path.suffix
+
+
+def check_alpha_target(target: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is opened, a target that cannot hold a transparent background."""
+    if is_stream_url(str(target)):
+        raise OutputError(f"a transparent background cannot be streamed ({target} carries no alpha)")
+    if not is_image_sequence(target):
+        check_alpha_container(Path(target).suffix)
+
+
+def refuse_existing_output(target: str | os.PathLike[str], overwrite: bool) -> None:
+    """Refuse an existing video file (unless ``overwrite``) before the job sets up; PNG folders take new frames."""
+    if not is_stream_url(str(target)) and not is_image_sequence(target):
+        _refuse_existing(Path(target), overwrite)
+
+
+def open_sink(
+    target: str | os.PathLike[str],
+    source: Source,
+    alpha: bool = False,
+    overwrite: bool = False,
+    crf: int = 20,
+    preset: str = "superfast",
+    threads: int = 0,
+) -> Sink:
+    """Open what ``target`` names for the frames of ``source``, as :func:`~livematte.sources.open_source` opens inputs.
+
+    A stream URL becomes an MPEG-TS stream, a directory or ``%06d.png``
+    pattern a PNG sequence, anything else a video file with the source's
+    size, rate, time base and audio (a file's, or a recorded stream's).
+    ``alpha`` keeps the alpha (RGBA frames); ``crf``, ``preset`` and
+    ``threads`` tune the encoder.
+    """
+    if is_stream_url(str(target)):
+        return StreamSink(str(target), source.size, source.fps)
+    if is_image_sequence(target):
+        return ImageSequenceSink(target, overwrite=overwrite)
+    return VideoFileSink(target, source.size, source.fps, source.time_base, alpha=alpha, quality=crf, preset=preset,
+                         audio_from=source.live_audio or source.audio_path, overwrite=overwrite, threads=threads)
+
+
+def open_sinks(openers: Sequence[Callable[[], Sink]]) -> list[Sink]:
+    """Open sinks in order; if one fails, abort those already open (no temporary file is left)."""
+    opened: list[Sink] = []
+    try:
+        for open_one in openers:
+            opened.append(open_one())
+    except BaseException:
+        for sink in opened:
+            sink.abort()
+        raise
+    return opened

@@ -164,3 +164,11 @@ def video_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+@pytest.fixture(scope="session")
+def keyer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ONNX engine that calls red pixels the person (media_helpers.write_keyer_engine)."""
+    from media_helpers import write_keyer_engine
+
+    return write_keyer_engine(tmp_path_factory.mktemp("keyer"))

@@ -20,6 +20,7 @@ from livematte.pipeline import Pipeline
 from livematte.registry import find_engine
 from livematte.sinks import Sink
 from livematte.sources import FileSource
+from livematte.stages import realtime_stages
 from media_helpers import BACKDROP_RGB, disc_alpha, disc_frame, write_clip, write_keyer_engine
 
 SIZE = (96, 64)
@@ -152,8 +153,8 @@ def test_a_running_pipeline_follows_the_controls(tmp_path: Path) -> None:
     controls = LiveControls(initial_state("#00ff00", MatteSettings()), SIZE)
     with ControlServer(controls, "127.0.0.1", 0) as server:
         sink = _PausingSink(server, at=10)
-        result = Pipeline(FileSource(str(clip)), keyer, controls, [sink], live=True, queue_size=40,
-                          adjust=MatteAdjuster(lambda: controls.matte)).run()
+        stages = realtime_stages(keyer, controls, adjust=MatteAdjuster(lambda: controls.matte))
+        result = Pipeline(FileSource(str(clip)), stages, [sink], live=True, queue_size=40).run()
     controls.close()
     assert sink.answers == [422, 200] and result.frames_out == len(sink.frames) == 40  # the stream never stopped
     green_corner = [tuple(frame[0, 0]) == (0, 255, 0) for frame in sink.frames]

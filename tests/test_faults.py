@@ -22,6 +22,7 @@ from livematte.pipeline import Pipeline
 from livematte.registry import find_engine
 from livematte.sinks import Sink, VideoFileSink
 from livematte.sources import CameraSource, open_source
+from livematte.stages import realtime_stages
 from tiny_engines import export_tiny_recurrent
 from media_helpers import (damage_video_packets, leftovers, one_error_line, probe, run_cli, write_audio_only,
                            write_clip, write_keyer_engine)
@@ -126,7 +127,7 @@ def test_camera_unplugged_for_good_keeps_emitting_then_keeps_the_recording(tmp_p
     record, live = tmp_path / "rec.mp4", _ArrivalSink()
     sinks = [VideoFileSink(record, source.size, source.fps), live]
     # OpenCV reads the file faster than a camera would deliver it: room for all 10 frames, none dropped
-    pipeline = Pipeline(source, Matter(find_engine(str(keyer))), Compositor("#00ff00", source.size),
+    pipeline = Pipeline(source, realtime_stages(Matter(find_engine(str(keyer))), Compositor("#00ff00", source.size)),
                         sinks, queue_size=32)
     with pytest.raises(DeviceError, match="stopped delivering"):
         pipeline.run()

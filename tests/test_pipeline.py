@@ -17,6 +17,7 @@ from livematte.registry import find_engine
 from livematte.pipeline import Pipeline
 from livematte.sinks import ImageSequenceSink, Sink, StreamSink, VideoFileSink
 from livematte.sources import StreamSource, open_source
+from livematte.stages import realtime_stages
 from media_helpers import disc_alpha, disc_frame, leftovers, probe, write_clip, write_keyer_engine
 
 GREEN = np.array([0, 255, 0])
@@ -30,7 +31,7 @@ def keyer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pipeline(source, manifest: Path, sinks, matte_sinks=(), bg: str = "#00ff00", **kwargs) -> Pipeline:
     matter = Matter(find_engine(str(manifest)))
     compositor = Compositor(bg, source.size)
-    return Pipeline(source, matter, compositor, sinks, matte_sinks=matte_sinks, **kwargs)
+    return Pipeline(source, realtime_stages(matter, compositor), sinks, matte_sinks=matte_sinks, **kwargs)
 
 
 def test_file_job_keeps_every_frame_in_order_and_replaces_the_background(tmp_path: Path, keyer: Path) -> None:

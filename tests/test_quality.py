@@ -251,27 +251,28 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
         container.mux(stream.encode())
 
 
-def test_prefetching_source_pairs_every_decoded_frame_with_its_matte(mediapipe_manifest, portrait, tmp_path):
-    from livematte.quality.prefetch import QualityPrefetch
+def test_parallel_stage_hands_on_every_frame_in_order_with_its_own_matte(mediapipe_manifest, portrait, tmp_path):
+    import time
+
     from livematte.sources import open_source
+    from livematte.stages import ParallelMatteStage, Work
 
     rgb, _ = portrait
     rgb = rgb[:240, :300].copy()
     clip = tmp_path / "clip.mp4"
-    write_clip(clip, [np.roll(rgb, 4 * i, axis=1) for i in range(4)])
-    prefetch = QualityPrefetch(open_source(str(clip)),
-                               QualityMatter(Matter(mediapipe_manifest), method="closed-form", workers=1))
+    write_clip(clip, [np.roll(rgb, 4 * i, axis=1) for i in range(5)])
+    parallel = QualityMatter(Matter(mediapipe_manifest), method="closed-form", workers=2)
     serial = QualityMatter(Matter(mediapipe_manifest), method="closed-form")
     try:
-        count = 0
-        for frame in prefetch.source:
-            got = prefetch.infer(frame.rgb)
-            np.testing.assert_allclose(got.alpha, serial.infer(frame.rgb).alpha, atol=1e-5)
-            count += 1
+        with open_source(str(clip)) as source:
+            frames = [Work(frame, time.monotonic()) for frame in source]
+        done = list(ParallelMatteStage(parallel).run(iter(frames)))
+        assert [work.frame.index for work in done] == [0, 1, 2, 3, 4]
+        for work in done:  # each frame leaves with the matte of its own pixels
+            np.testing.assert_allclose(work.matte.alpha, serial.infer(work.frame.rgb).alpha, atol=1e-5)
     finally:
-        prefetch.close()
-        prefetch.source.close()
-    assert count == 4
+        parallel.close()
+        serial.close()
 
 
 def test_cli_quality_mode_high_end_to_end(mediapipe_manifest_path, portrait, tmp_path):

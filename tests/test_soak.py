@@ -22,6 +22,7 @@ from livematte.pipeline import LiveStats, Pipeline
 from livematte.registry import find_engine
 from livematte.sinks import Sink, StreamSink
 from livematte.sources import StreamSource
+from livematte.stages import realtime_stages
 from media_helpers import disc_frame, write_keyer_engine
 
 
@@ -65,7 +66,7 @@ def test_live_soak_memory_flat_and_no_drift(tmp_path: Path) -> None:
     try:
         source = StreamSource(url, open_timeout=10)
         matter = Matter(find_engine(str(write_keyer_engine(tmp_path))))
-        pipeline = Pipeline(source, matter, Compositor("blur", source.size), [_CountingSink()],
+        pipeline = Pipeline(source, realtime_stages(matter, Compositor("blur", source.size)), [_CountingSink()],
                             duration=seconds, on_live_stats=lambda st: samples.append((time.monotonic(), _rss_bytes(), st)))
         result = pipeline.run()
     finally:

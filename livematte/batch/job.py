@@ -76,7 +76,7 @@ def run_file(job: FileJob, engine_threads: int = 1) -> FileResult:
             job.partial.unlink(missing_ok=True)  # an earlier interrupted run's part is superseded
             result.status = DONE
     except LivematteError as exc:
-        result.error = str(exc)
+        result.error = exc.for_cli()  # reported by the batch command line
     except KeyboardInterrupt:
         result.status, result.error = INTERRUPTED, "stopped before its first frame"
     except Exception as exc:  # noqa: BLE001 - a bug on one file must not end the batch

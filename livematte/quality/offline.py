@@ -28,7 +28,7 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 
 from livematte.engine import MatteResult
-from livematte.errors import EngineError
+from livematte.errors import EngineError, Hint
 from livematte.quality.band import DEFAULT_BAND_FRACTION, UNKNOWN, band_radius, trimap_from_alpha, \
     trimap_from_probabilities
 from livematte.quality.closed_form import DEFAULT_MAX_PIXELS, estimate_foreground, solve_alpha
@@ -73,8 +73,8 @@ def shipped_refine_engine() -> Path:
     root = engines_dir()
     path = root / REFINEMENT_DIR / f"{REFINE_ENGINE}.json" if root is not None else None
     if path is None or not path.is_file():
-        raise EngineError(f"the refinement engine {REFINE_ENGINE!r} is not installed; "
-                          "use --quality-method closed-form")
+        raise EngineError(f"the refinement engine {REFINE_ENGINE!r} is not installed",
+                          hint=Hint("quality_method", "closed-form"))
     return path
 
 
