@@ -24,7 +24,7 @@ import av
 import cv2
 import numpy as np
 
-from livematte.errors import DeviceError, Hint, OutputError
+from livematte.errors import DeviceError, Hint, OutputError, first_line
 from livematte.sources import LiveAudio, Source, is_stream_url
 
 log = logging.getLogger(__name__)
@@ -491,7 +491,7 @@ class VirtualCameraSink(Sink):
                 width=width, height=height, fps=fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device, print_fps=False
             )
         except Exception as exc:  # pyvirtualcam raises RuntimeError/ValueError per backend
-            raise DeviceError(f"no virtual camera device ({_first_line(exc)}); {virtual_camera_help()}") from None
+            raise DeviceError(f"no virtual camera device ({first_line(exc)}); {virtual_camera_help()}") from None
         self.device = self._cam.device
         log.info("virtual camera: %s (%dx%d @ %.0f fps)", self.device, width, height, fps)
 
@@ -503,11 +503,6 @@ class VirtualCameraSink(Sink):
 
     def close(self, complete: bool = True) -> None:
         self._cam.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 class StreamSink(Sink):
@@ -536,7 +531,7 @@ class StreamSink(Sink):
             self._stream.pix_fmt = "yuv420p"
             self._stream.codec_context.time_base = Fraction(1, 90000)
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot open stream output {url}: {_first_line(exc)}") from None
+            raise OutputError(f"cannot open stream output {url}: {first_line(exc)}") from None
         self._t0: float | None = None
         self._last = -1
 
@@ -555,7 +550,7 @@ class StreamSink(Sink):
             for packet in self._stream.encode(frame):
                 self._out.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"stream output {self.url} failed: {_first_line(exc)}") from None
+            raise OutputError(f"stream output {self.url} failed: {first_line(exc)}") from None
         self.written += 1
 
     def close(self, complete: bool = True) -> None:
