@@ -24,6 +24,7 @@ from typing import Callable
 
 import av
 import cv2
+import numpy as np
 import pytest
 
 from livematte.sinks import StreamSink
@@ -297,10 +298,16 @@ def _stalled_webcam_session(tmp_path: Path, keyer: Path, send_for: float, option
     return code, "".join(lines), took, sender, record
 
 
-def _recorded_seconds(path: Path) -> float:
+def _longest_freeze(path: Path) -> int:
+    """The longest run of frames that repeat the one before: the sender's disc
+    moves (barely, at its turning points) every frame, a held frame not at all."""
     with av.open(str(path)) as container:
-        stamps = [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
-    return stamps[-1] - stamps[0]
+        frames = [frame.to_ndarray(format="rgb24").astype(np.int16) for frame in container.decode(video=0)]
+    longest = run = 0
+    for a, b in zip(frames, frames[1:]):
+        run = run + 1 if float(np.abs(b - a).mean()) < 0.5 else 0
+        longest = max(longest, run)
+    return longest
 
 
 def test_stalled_live_input_honours_duration_and_records_no_frozen_tail(tmp_path: Path, keyer: Path) -> None:
@@ -314,7 +321,7 @@ def test_stalled_live_input_honours_duration_and_records_no_frozen_tail(tmp_path
     assert 3.9 < elapsed < 4.8, stderr
     assert took < 4 + 3, stderr  # closing and leaving, far from the 30 s of reconnecting
     assert _video_frames(record) <= sender.sent
-    assert _recorded_seconds(record) < 2.5, stderr  # 2 s sent; no frozen frames until 4 s
+    assert _longest_freeze(record) < 5, stderr  # not the last frame repeated while the input stalled (60 frames)
     assert leftovers(tmp_path) == []
 
 
@@ -325,7 +332,7 @@ def test_stalled_live_input_without_duration_stops_reconnecting_and_keeps_the_re
     assert code == 0, stderr
     assert "did not come back" in stderr
     assert took < 2 + 5 + 30 + 10  # read timeout, then 30 s of reconnecting, then it ends
-    assert _recorded_seconds(record) < 2.5
+    assert _longest_freeze(record) < 5, stderr
     assert leftovers(tmp_path) == []
 
 
