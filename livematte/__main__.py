@@ -1,6 +1,4 @@
 """`python -m livematte` runs the command line."""
-import sys
+from livematte.cli import run
 
-from livematte.cli import main
-
-sys.exit(main())
+run()

@@ -568,5 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The console entry point: :func:`main`, then exit with its code. A stop
+    signal that arrives while the interpreter shuts down (a second Ctrl-C just
+    after the output was finalised) has nothing left to stop: ignored, so the
+    exit code stays the one the job reported."""
+    code = main()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
