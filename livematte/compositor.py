@@ -92,30 +92,25 @@ class Compositor:
 
     ``size`` is the frames' :class:`~livematte.frame.Size` (width, height), as
     :attr:`livematte.sources.Source.size`; a plain (width, height) tuple is taken too. ``decontaminate``
-    removes the old background's colour from edge pixels; ``smoothing``
-    (0 disables) is the :class:`TemporalSmoother` strength. Output is uint8
+    removes the old background's colour from edge pixels. Temporal smoothing
+    of the matte happens before compositing (:mod:`livematte.matte_adjust`), so
+    what ``--matte-out`` saves is what is shown. Output is uint8
     HxWx3 RGB, or HxWx4 RGBA (straight alpha) for ``transparent``.
     """
 
     def __init__(self, background: Background | str, size: Size | tuple[int, int],
-                 decontaminate: bool = True, smoothing: float = 0.0):
+                 decontaminate: bool = True):
         #: what goes behind the person; a ``--bg`` text is parsed once, here
         self.background = parse_background(background) if isinstance(background, str) else background
         self.size = Size(*size)
         #: (height, width): the shape of the frames it accepts
         self.shape = self.size.shape
         self.decontaminate = decontaminate
-        self.smoother = TemporalSmoother(smoothing) if smoothing > 0 else None
 
     @property
     def channels(self) -> int:
         """3 for RGB output, 4 for RGBA (transparent background)."""
         return self.background.channels
-
-    def reset(self) -> None:
-        """Forget temporal state (seek, scene cut)."""
-        if self.smoother is not None:
-            self.smoother.reset()
 
     def close(self) -> None:
         self.background.close()
@@ -136,8 +131,6 @@ class Compositor:
             raise ValueError(f"frame {Size.of(rgb)} / alpha {Size.of(alpha)} do not match "
                              f"compositor size {self.size}")
         a = alpha_to_u8(alpha)
-        if self.smoother is not None:
-            a = self.smoother(a)
         spill = None
         background = self.background.render(rgb, a)  # from the frame, never from a solved foreground
         if foreground is not None:
