@@ -46,8 +46,8 @@ class FileResult:
 
 
 def _process(job: FileJob, target: Path, engine_threads: int) -> Any:
-    """The adapter to the ``process`` job (swap for ``livematte.process(...)`` once it exists):
-    runs it for ``job`` into ``target`` and returns the pipeline's result."""
+    """The ``process`` job for ``job`` into ``target`` (the CLI's option handling, then
+    :func:`livematte.process`), so a batch file is processed exactly as ``livematte process``."""
     from livematte.cli import run_process
 
     options = dict(job.options, input=str(job.input), output=str(target), overwrite=True, quiet=True,
