@@ -26,6 +26,7 @@ from livematte.interrupts import checkpoint, deferred, exit_code, sigterm_raises
 
 if TYPE_CHECKING:
     from livematte.backgrounds import Background
+    from livematte.manifest import InputSpec
     from livematte.pipeline import PipelineResult
 
 log = logging.getLogger("livematte")
@@ -296,6 +297,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return BATCH_FAILED_EXIT if any(r.status == "failed" for r in outcome.results) else 0
 
 
+def _graph_size_text(inp: InputSpec, brief: bool) -> str:
+    """What an engine's input size is, WxH as the CLI writes sizes (``brief``: fits a 9-wide column)."""
+    if inp.size:
+        return str(Size(inp.size[1], inp.size[0])) + ("" if brief else " (WxH)")
+    if inp.sizes:
+        if brief:
+            return f"{len(inp.sizes)} sizes"
+        listed = ", ".join(str(Size(w, h)) for h, w in inp.sizes)
+        return f"{listed} (WxH; the one nearest the frame's aspect, padded)"
+    return "any" if brief else f"any size (multiple of {inp.multiple_of})"
+
+
 def cmd_engines_list(args: argparse.Namespace) -> int:
     from livematte.registry import DEFAULT_ENGINE, list_engines
 
@@ -304,7 +317,7 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
         print(f"no engines installed (the default is {DEFAULT_ENGINE}); use --model path/to/model.onnx")
         return 0
     for m in engines:
-        size = str(Size(m.input.size[1], m.input.size[0])) if m.input.size else "any"
+        size = _graph_size_text(m.input, brief=True)
         default = " (default)" if m.name == DEFAULT_ENGINE else ""
         print(f"{m.name:28s} {size:>9s}  {m.description}{default}")
     return 0
@@ -319,8 +332,7 @@ def cmd_engines_info(args: argparse.Namespace) -> int:
         f"name:        {m.name}",
         f"description: {m.description}",
         f"onnx:        {m.onnx_path.resolve()}",
-        f"input:       {inp.name} {inp.layout} {inp.dtype} {inp.color} "
-        + (f"{Size(inp.size[1], inp.size[0])} (WxH)" if inp.size else f"any size (multiple of {inp.multiple_of})"),
+        f"input:       {inp.name} {inp.layout} {inp.dtype} {inp.color} {_graph_size_text(inp, brief=False)}",
         f"recurrent:   {len(m.state)} state tensors" if m.state else "recurrent:   no",
         f"licence:     {m.license or 'not stated'}",
     ]
@@ -348,10 +360,10 @@ def cmd_engines_build(args: argparse.Namespace) -> int:
     manifest = find_engine(args.name)
     progress = None if args.quiet else (lambda line: print(f"livematte: {line}", file=sys.stderr))
     try:
-        path = build_engine_cache(manifest, args.precision, progress)
+        paths = build_engine_cache(manifest, args.precision, progress)
     except BackendUnavailable as exc:
         raise DeviceError(f"backend 'tensorrt' is unavailable: {exc}") from None
-    print(path)
+    print("\n".join(map(str, paths)))
     return 0
 
 

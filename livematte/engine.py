@@ -17,6 +17,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from livematte.aspect import Placement
 from livematte.backends import create_backend
 from livematte.backends.base import MattingBackend
 from livematte.manifest import RATIO, EngineManifest, OutputSpec
@@ -37,7 +38,8 @@ class MatteResult:
     ``alpha`` is float32 HxW in [0, 1] at the frame's resolution;
     ``trimap`` (bg/unknown/fg probabilities) and ``foreground`` (RGB in
     [0, 1]) are float32 HxWx3 at the graph's output resolution when the
-    engine has them. ``timings`` holds milliseconds per stage of
+    engine has them (for ``input.sizes`` engines, the frame's part of it:
+    the padding is cropped off). ``timings`` holds milliseconds per stage of
     :data:`STAGES`; ``scene_cut`` says the recurrent state was reset before
     this frame.
     """
@@ -105,6 +107,17 @@ def activate(tensor: np.ndarray, spec: OutputSpec) -> np.ndarray:
     return x[..., spec.channel] if spec.channel is not None else x
 
 
+def crop_to_content(output: np.ndarray, placement: Placement) -> np.ndarray:
+    """The frame's part of an HxW(xC) output: the padding of an aspect-kept frame cropped off.
+
+    The box scales with the output's resolution, so a head at half the input
+    size is cropped at half the offsets (exactly: they are even).
+    """
+    if not placement.padded:
+        return output
+    return np.ascontiguousarray(output[placement.box_at(*output.shape[:2])])
+
+
 class Matter:
     """Estimates a full-resolution alpha matte per frame with one engine: livematte's frame-level API.
 
@@ -124,7 +137,9 @@ class Matter:
     (the GPU benchmark runs the torch backend on the CPU device this way).
     The backend
     is built for the graph size of the first frame and rebuilt when the
-    frame size changes the graph size.
+    frame size changes the graph size; a rebuilt backend starts from the
+    initial recurrent state (for an ``input.sizes`` engine this happens when
+    a stream changes orientation or aspect enough to pick another size).
     """
 
     def __init__(
@@ -195,9 +210,25 @@ class Matter:
             return shrink(rgb, gw, gh)
         return cv2.resize(rgb, (gw, gh), interpolation=cv2.INTER_LINEAR)
 
+    def fit_frame(self, rgb: np.ndarray, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+        """(the frame at its content size, the graph-size image) for ``placement``.
+
+        The frame is resized to the content box; where that leaves part of
+        the graph input, the frame's edge pixels are repeated into it
+        (``BORDER_REPLICATE``: a black bar would read as background, the
+        repeated edge continues a person cut by the frame's edge).
+        """
+        content = self.resize_frame(rgb, (placement.height, placement.width))
+        if not placement.padded:
+            return content, content
+        gh, gw = placement.graph
+        bottom, right = gh - placement.top - placement.height, gw - placement.left - placement.width
+        return content, cv2.copyMakeBorder(content, placement.top, bottom, placement.left, right, cv2.BORDER_REPLICATE)
+
     def preprocess(self, rgb: np.ndarray, graph_size: tuple[int, int]) -> np.ndarray:
-        """The graph's image tensor for an RGB uint8 frame."""
-        return self.normalise(self.resize_frame(rgb, graph_size))
+        """The graph's image tensor for an RGB uint8 frame at graph input ``graph_size``."""
+        placement = self.manifest.placement(*rgb.shape[:2], graph=graph_size)
+        return self.normalise(self.fit_frame(rgb, placement)[1])
 
     def _constants(self, frame_h: int, frame_w: int) -> dict[str, np.ndarray]:
         # constants are fed as one-element tensors (shape [1])
@@ -221,23 +252,23 @@ class Matter:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         h, w = rgb.shape[:2]
-        graph_size = self.manifest.graph_size(h, w)
-        backend = self._ensure_backend(graph_size)
-        small = self.resize_frame(rgb, graph_size)
-        # the graph-size frame is plenty for a 32x32 thumbnail and already made
+        placement = self.manifest.placement(h, w)
+        backend = self._ensure_backend(placement.graph)
+        small, graph_image = self.fit_frame(rgb, placement)
+        # the frame at its graph-input size is plenty for a 32x32 thumbnail and already made
         scene_cut = self.scene_cuts is not None and self.scene_cuts(small)
         if scene_cut:
             backend.reset()
-        inputs = {self.manifest.input.name: self.normalise(small)}
+        inputs = {self.manifest.input.name: self.normalise(graph_image)}
         inputs.update(self._constants(h, w))
         t1 = time.perf_counter()
         outputs = backend.run(inputs)
         t2 = time.perf_counter()
 
         spec = self.manifest.outputs
-        alpha = self._finite(activate(outputs[spec.alpha.name], spec.alpha))
-        trimap = activate(outputs[spec.trimap.name], spec.trimap) if spec.trimap else None
-        foreground = activate(outputs[spec.foreground.name], spec.foreground) if spec.foreground else None
+        alpha = self._finite(crop_to_content(activate(outputs[spec.alpha.name], spec.alpha), placement))
+        trimap, foreground = (crop_to_content(activate(outputs[out.name], out), placement) if out else None
+                              for out in (spec.trimap, spec.foreground))
         t3 = time.perf_counter()
         if alpha.shape != (h, w):
             # the resized frame doubles as the upsampler's low-res guide when sizes agree

@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from livematte.aspect import Placement, nearest_aspect, place
 from livematte.errors import EngineError, first_line
 
-#: the one place the format string is spelled; every manifest is written by
-#: :meth:`EngineManifest.dump`, which stamps it
-FORMAT = "livematte-engine/1"
+#: the current format; :meth:`EngineManifest.dump` stamps the oldest of
+#: :data:`FORMATS` that can express the manifest (see :func:`format_for`)
+FORMAT = "livematte-engine/2"
+#: every format this runtime reads, oldest first: /2 added ``input.sizes``
+FORMATS = ("livematte-engine/1", FORMAT)
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR")
 DTYPES = ("float32", "float16")
@@ -62,6 +65,9 @@ class InputSpec:
     #: (H, W) the graph needs, in the JSON's and the tensor's order, or None
     #: when the graph accepts any size
     size: tuple[int, int] | None = None
+    #: (H, W) sizes a dynamic graph was trained for (format /2): each frame
+    #: goes into the one nearest its aspect, padded, never squashed
+    sizes: tuple[tuple[int, int], ...] = ()
     #: dynamic graphs only: H and W are rounded to a multiple of this
     multiple_of: int = 1
     #: True when the graph resizes internally by a ratio constant (e.g. RVM):
@@ -179,7 +185,7 @@ class EngineManifest:
         Optional keys are left out when they hold their default, so a manifest
         that was written sparingly reads back the same after a rewrite.
         """
-        data: dict[str, Any] = {"format": FORMAT, "name": self.name}
+        data: dict[str, Any] = {"format": format_for(self), "name": self.name}
         if self.role is not Role.MATTING:
             data["role"] = self.role.value
         data["onnx"] = self.onnx
@@ -237,9 +243,15 @@ class EngineManifest:
         return self.downsample[-1].ratio if self.downsample else 1.0
 
     def graph_size(self, frame_height: int, frame_width: int) -> tuple[int, int]:
-        """The [H, W] the graph is fed for a frame of this size."""
+        """The [H, W] the graph is fed for a frame of this size.
+
+        With ``input.sizes``, the declared size whose aspect is nearest the
+        frame's (:func:`livematte.aspect.nearest_aspect`).
+        """
         if self.input.size is not None:
             return self.input.size
+        if self.input.sizes:
+            return nearest_aspect(self.input.sizes, frame_height, frame_width)
         ratio = 1.0 if self.input.downsample_in_graph else self.ratio_for(frame_height, frame_width)
         m = self.input.multiple_of
         return (
@@ -247,11 +259,33 @@ class EngineManifest:
             max(m, round(frame_width * ratio / m) * m),
         )
 
+    def placement(self, frame_height: int, frame_width: int, graph: tuple[int, int] | None = None) -> Placement:
+        """Where a frame of this size sits in its graph input (``graph``, default :meth:`graph_size`).
+
+        For ``input.sizes`` engines the frame keeps its aspect and is padded;
+        for the others it fills the whole graph input (resized to it, as ever).
+        """
+        graph = graph or self.graph_size(frame_height, frame_width)
+        if self.input.sizes:
+            return place(frame_height, frame_width, graph)
+        return Placement(graph=graph, top=0, left=0, height=graph[0], width=graph[1])
+
+
+def format_for(manifest: EngineManifest) -> str:
+    """The oldest format that expresses ``manifest``: /2 only when it declares ``input.sizes``.
+
+    So every manifest that does not need /2 stays readable by runtimes that
+    only know /1, and the /1 files already shipped rewrite byte for byte.
+    """
+    return FORMAT if manifest.input.sizes else FORMATS[0]
+
 
 def _input_dict(spec: InputSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"name": spec.name, "layout": spec.layout, "dtype": spec.dtype, "color": spec.color,
                             "scale": spec.scale, "mean": list(spec.mean), "std": list(spec.std),
                             "size": list(spec.size) if spec.size is not None else None}
+    if spec.sizes:
+        data["sizes"] = [list(hw) for hw in spec.sizes]
     if spec.size is None or spec.multiple_of != 1:
         data["multiple_of"] = spec.multiple_of
     if spec.downsample_in_graph:
@@ -406,9 +440,22 @@ def _parse_input(f: _Fields) -> InputSpec:
         mean=f.triple("mean", d.mean),
         std=std,
         size=tuple(size) if size is not None else None,
+        sizes=_parse_sizes(f),
         multiple_of=multiple_of,
         downsample_in_graph=f.get("downsample_in_graph", bool, default=d.downsample_in_graph),
     )
+
+
+def _parse_sizes(f: _Fields) -> tuple[tuple[int, int], ...]:
+    """``input.sizes`` as (H, W) pairs; :func:`check_consistency` checks what they may be."""
+    sizes = f.get("sizes", list, default=[])
+    if "sizes" in f.data and not sizes:
+        raise f.fail("sizes", "must list at least one [H, W] (or be left out)")
+    for hw in sizes:
+        if not (isinstance(hw, list) and len(hw) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in hw)):
+            raise f.fail("sizes", f"entries must be [H, W] with positive integers, not {hw!r}")
+    return tuple(tuple(hw) for hw in sizes)  # type: ignore[return-value]
 
 
 def _parse_output(f: _Fields, default_channel: int | None) -> OutputSpec:
@@ -488,8 +535,11 @@ def parse_manifest(data: Any, source: Path) -> EngineManifest:
     root = _Fields(data, "manifest", source)
     root.only(_TOP_KEYS)
     fmt = root.get("format", str)
-    if fmt != FORMAT:
-        raise EngineError(f"{source}: format {fmt!r} is not supported (expected {FORMAT!r})")
+    if fmt not in FORMATS:
+        raise EngineError(f"{source}: format {fmt!r} is not supported (expected one of {', '.join(FORMATS)})")
+    input_spec = _parse_input(root.sub("input"))
+    if input_spec.sizes and fmt == FORMATS[0]:
+        raise EngineError(f"{source}: 'manifest.input.sizes' needs format {FORMAT!r}, this manifest says {fmt!r}")
     radius = root.get("receptive_radius", int, default=None)
     if radius is not None and radius < 0:
         raise root.fail("receptive_radius", "must be a non-negative integer")
@@ -498,7 +548,7 @@ def parse_manifest(data: Any, source: Path) -> EngineManifest:
         onnx=root.get("onnx", str),
         role=Role(root.get("role", str, default=Role.MATTING.value, choices=tuple(r.value for r in Role))),
         description=root.get("description", str, default=""),
-        input=_parse_input(root.sub("input")),
+        input=input_spec,
         downsample=tuple(sorted((_parse_downsample(r) for r in _parse_list(root, "downsample")),
                                 key=lambda r: r.max_side)),
         constants=tuple(_parse_constant(c) for c in _parse_list(root, "constants")),
@@ -548,6 +598,8 @@ def check_consistency(m: EngineManifest) -> None:
         raise EngineError(f"{src}: input.downsample_in_graph needs a constant with value {RATIO!r}")
     if m.input.size is not None and m.input.downsample_in_graph:
         raise EngineError(f"{src}: input.downsample_in_graph only applies to graphs with size null")
+    if m.input.sizes:
+        _check_sizes(m, src)
     refinement_keys = m.coarse is not None or m.receptive_radius is not None
     if m.role is Role.REFINEMENT:
         if m.coarse is None or m.receptive_radius is None:
@@ -557,6 +609,22 @@ def check_consistency(m: EngineManifest) -> None:
     elif refinement_keys:
         raise EngineError(f"{src}: 'coarse' and 'receptive_radius' belong to role {Role.REFINEMENT.value!r} "
                           f"engines, this one is {m.role.value!r}")
+
+
+def _check_sizes(m: EngineManifest, src: object) -> None:
+    """``input.sizes``: a dynamic graph, distinct sizes on the ``multiple_of`` grid, state defined at each."""
+    where = f"{src}: 'manifest.input.sizes'"
+    if m.input.size is not None or m.input.downsample_in_graph:
+        raise EngineError(f"{where} needs 'size': null and no downsample_in_graph (the graph's H and W dynamic)")
+    for i, hw in enumerate(m.input.sizes):
+        if hw in m.input.sizes[:i]:
+            raise EngineError(f"{where} lists {list(hw)} twice")
+        if any(v % m.input.multiple_of for v in hw):
+            raise EngineError(f"{where} entry {list(hw)} is not a multiple of multiple_of ({m.input.multiple_of})")
+        for state in m.state:
+            shape = state.shape_for(*hw)
+            if any(d < 1 for d in shape):
+                raise EngineError(f"{where} entry {list(hw)} gives state {state.input!r} the shape {list(shape)}")
 
 
 def load_manifest(path: str | Path) -> EngineManifest:
@@ -652,8 +720,15 @@ def validate_against_graph(manifest: EngineManifest, onnx_path: str | Path | Non
             f"graph dims are {dims}: check input.layout"
         )
     hw = _image_hw(dims, manifest.input.layout)
-    size = manifest.input.size
-    if size is None:
+    size, sizes = manifest.input.size, manifest.input.sizes
+    if sizes:
+        fixed_to_the_one_size = len(sizes) == 1 and all(g in (None, want) for g, want in zip(hw, sizes[0]))
+        if any(d is not None for d in hw) and not fixed_to_the_one_size:
+            raise EngineError(
+                f"{where}: input {image.name!r} has static size {hw} in the graph but manifest input.sizes "
+                f"lists {[list(s) for s in sizes]}: the graph's H and W must be dynamic"
+            )
+    elif size is None:
         if any(d is not None for d in hw):
             raise EngineError(f"{where}: input {image.name!r} has static size {hw} but manifest input.size is null")
     else:
@@ -664,7 +739,8 @@ def validate_against_graph(manifest: EngineManifest, onnx_path: str | Path | Non
                     f"manifest input.size says {axis}={want}"
                 )
 
-    check_h, check_w = size if size is not None else (None, None)
+    # the sizes the graph will be fed at, where they are known ahead of the first frame
+    known_sizes = sizes or ((size,) if size is not None else ())
     for state in manifest.state:
         graph_dims = _dims(graph_inputs[state.input])
         if len(graph_dims) != len(state.shape):
@@ -672,12 +748,11 @@ def validate_against_graph(manifest: EngineManifest, onnx_path: str | Path | Non
                 f"{where}: state input {state.input!r} has rank {len(graph_dims)} in the graph, "
                 f"manifest shape has {len(state.shape)}"
             )
-        if check_h is None:
-            continue
-        want_shape = state.shape_for(check_h, check_w)
-        for axis, (graph_dim, want) in enumerate(zip(graph_dims, want_shape)):
-            if graph_dim is not None and graph_dim != want:
-                raise EngineError(
-                    f"{where}: state input {state.input!r} dim {axis} is {graph_dim} in the graph, "
-                    f"manifest shape gives {want}"
-                )
+        for check_h, check_w in known_sizes:
+            want_shape = state.shape_for(check_h, check_w)
+            for axis, (graph_dim, want) in enumerate(zip(graph_dims, want_shape)):
+                if graph_dim is not None and graph_dim != want:
+                    raise EngineError(
+                        f"{where}: state input {state.input!r} dim {axis} is {graph_dim} in the graph, "
+                        f"manifest shape gives {want} at input size {check_h}x{check_w} (HxW)"
+                    )

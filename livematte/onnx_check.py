@@ -20,7 +20,9 @@ and every input either static or covered by an optimisation profile.
 
 Run ``python -m livematte.onnx_check MODEL.onnx ...`` to check files by hand;
 a file with an engine manifest beside it is checked with the optimisation
-profile the TensorRT backend would build it with.
+profile the TensorRT backend would build it with, and for an engine that
+declares ``input.sizes`` that profile is printed (one plan per declared size,
+each covering them all).
 """
 from __future__ import annotations
 
@@ -267,11 +269,29 @@ def check_engine(manifest: EngineManifest) -> list[Issue]:
     return check_model(onnx.load(str(manifest.onnx_path)), profiled_inputs(manifest))
 
 
-def _check_file(path: str) -> list[Issue]:
-    """A file's issues, with its manifest's profile when one sits beside it."""
+def describe_profile(manifest: EngineManifest) -> list[str]:
+    """One line per profiled input of an ``input.sizes`` engine: its min and max shapes, and the opt per plan.
+
+    Empty for other engines, whose profile is a fixed size or the runtime's
+    frame-size scan (:func:`livematte.trt_cache.graph_size_range`).
+    """
+    sizes = manifest.input.sizes
+    if not sizes:
+        return []
+    per_size = [trt_cache.profile_shapes(manifest, size) for size in sizes]
+    lines = [f"TensorRT profile for input.sizes {[list(s) for s in sizes]}: one plan per size, opt = that size"]
+    for name, shape in per_size[0].items():
+        opts = ", ".join(str(list(p[name].opt)) for p in per_size)
+        lines.append(f"  {name}: min {list(shape.min)} max {list(shape.max)} opt {opts}")
+    return lines
+
+
+def _check_file(path: str) -> tuple[list[Issue], list[str]]:
+    """A file's issues (with its manifest's profile when one sits beside it) and that profile's description."""
     if Path(path).with_suffix(".json").is_file():
-        return check_engine(load_manifest(path))
-    return check_model(onnx.load(path))
+        manifest = load_manifest(path)
+        return check_engine(manifest), describe_profile(manifest)
+    return check_model(onnx.load(path)), []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,11 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     for path in paths:
         try:
-            issues = _check_file(path)
+            issues, profile = _check_file(path)
         except Exception as exc:  # unreadable, not protobuf, bad manifest: one line, no traceback
             print(f"{path}: cannot read ONNX: {exc}", file=sys.stderr)
             status = 2
             continue
+        for line in profile:
+            print(f"{path}: {line}")
         for issue in issues:
             print(f"{path}: {issue}")
         if issues:

@@ -68,17 +68,29 @@ def _scan_frames() -> Iterator[tuple[int, int]]:
             yield long_side, short
 
 
-def graph_size_range(manifest: EngineManifest) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+def graph_size_range(manifest: EngineManifest, graph_size: tuple[int, int] | None = None
+                     ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
     """(min, opt, max) graph input [H, W] over the frame sizes the profile covers.
 
     Dynamic engines pick their internal size from the downsample policy, which
     is not monotonic in the frame size (a 1080p frame at ratio 0.25 is fed
     smaller than a 720p frame at 0.5), so the range is the element-wise
     extreme over a scan of frame sizes and orientations, not its endpoints.
+    Engines with ``input.sizes`` range over exactly those sizes, tuned
+    (``opt``) for ``graph_size``, the one the backend is built for (default:
+    the first declared); each size therefore gets its own plan, and every
+    plan still accepts all the sizes.
     """
     if manifest.input.size is not None:
         size = tuple(manifest.input.size)
         return size, size, size  # type: ignore[return-value]
+    sizes = manifest.input.sizes
+    if sizes:
+        opt = graph_size or sizes[0]
+        if opt not in sizes:
+            raise ValueError(f"engine {manifest.name!r}: {opt} is not one of its input.sizes {sizes}")
+        low = (min(h for h, _ in sizes), min(w for _, w in sizes))
+        return low, opt, (max(h for h, _ in sizes), max(w for _, w in sizes))
     frames = list(_scan_frames())
     frames += [(rule.max_side * 9 // 16, rule.max_side) for rule in manifest.downsample
                if PROFILE_MIN_LONG_SIDE <= rule.max_side <= PROFILE_MAX_LONG_SIDE]
@@ -88,16 +100,17 @@ def graph_size_range(manifest: EngineManifest) -> tuple[tuple[int, int], tuple[i
     return low, manifest.graph_size(*PROFILE_OPT_FRAME), high
 
 
-def profile_shapes(manifest: EngineManifest) -> dict[str, ShapeRange]:
+def profile_shapes(manifest: EngineManifest, graph_size: tuple[int, int] | None = None) -> dict[str, ShapeRange]:
     """Optimisation-profile shapes of every size-dependent input (image, state, extra inputs).
 
     Static engines get min = opt = max at ``input.size``; dynamic ones the
-    range of :func:`graph_size_range`, applied to each input through
+    range of :func:`graph_size_range` (``graph_size``: the size an
+    ``input.sizes`` engine is built for), applied to each input through
     :func:`livematte.graph_inputs.input_shapes` (so a refinement engine's
     ``coarse`` input follows its image). Constant inputs are static in the
     graph and need no profile.
     """
-    low, opt, high = (input_shapes(manifest, h, w) for h, w in graph_size_range(manifest))
+    low, opt, high = (input_shapes(manifest, h, w) for h, w in graph_size_range(manifest, graph_size))
     return {name: ShapeRange(low[name], opt[name], high[name]) for name in low}
 
 
@@ -115,12 +128,16 @@ class PlanKey:
 
     @classmethod
     def create(cls, manifest: EngineManifest, *, gpu_name: str, compute_capability: str,
-               tensorrt_version: str, precision: str,
+               tensorrt_version: str, precision: str, graph_size: tuple[int, int] | None = None,
                profiles: Mapping[str, ShapeRange] | None = None) -> "PlanKey":
-        """Key for ``manifest``'s graph as it is on disk now (its bytes are hashed)."""
+        """Key for ``manifest``'s graph as it is on disk now (its bytes are hashed).
+
+        ``graph_size`` is the size an ``input.sizes`` engine is built for: it
+        is the profile's ``opt``, so each declared size has its own key.
+        """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        ranges = profile_shapes(manifest) if profiles is None else profiles
+        ranges = profile_shapes(manifest, graph_size) if profiles is None else profiles
         return cls(
             engine=manifest.name,
             onnx_sha256=file_sha256(manifest.onnx_path),

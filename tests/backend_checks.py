@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from livematte.backends.base import MattingBackend, initial_state
+from livematte.backends.onnxruntime_cpu import OnnxRuntimeBackend
 from livematte.engine import activate
 from livematte.manifest import EngineManifest
 
@@ -83,3 +84,20 @@ def assert_carries_state(backend: MattingBackend, manifest: EngineManifest, feed
     backend.reset()
     after_reset = activated(manifest, backend.run(feeds[-1]))
     assert max_error(after_reset, fresh) <= bound, "reset() did not restore the initial state"
+
+
+class CpuDeviceStateBackend(MattingBackend):
+    """The onnxruntime-gpu backend's state binding (``DeviceState``) on ONNX Runtime's CPU device."""
+
+    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int]) -> None:
+        from livematte.backends.onnxruntime_gpu import DeviceState
+
+        self._plain = OnnxRuntimeBackend(manifest, input_size)
+        self._bound = DeviceState(self._plain.session, manifest, input_size, self._plain._state_dtypes, device="cpu")
+        self._names = [o.name for o in manifest.outputs.all()]
+
+    def reset(self) -> None:
+        self._bound.reset()
+
+    def run(self, inputs):
+        return self._bound.run(inputs, self._names)

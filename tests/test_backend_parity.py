@@ -19,10 +19,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from backend_checks import assert_carries_state, assert_matches_reference, block_images
+from backend_checks import CpuDeviceStateBackend, assert_carries_state, assert_matches_reference, block_images
 from livematte.backends import create_backend
 from livematte.backends.base import MattingBackend
-from livematte.backends.onnxruntime_cpu import OnnxRuntimeBackend
 from livematte.manifest import EngineManifest, load_manifest
 from tiny_engines import HEIGHT, WIDTH, write_contrast_recurrent
 
@@ -35,23 +34,6 @@ GPU_BOUNDS = {"fp32": 2 / 255, "fp16": 4 / 255}
 FRAMES = 6
 
 Factory = Callable[[EngineManifest, tuple[int, int]], MattingBackend]
-
-
-class CpuDeviceStateBackend(MattingBackend):
-    """The onnxruntime-gpu backend's state binding (``DeviceState``) on ONNX Runtime's CPU device."""
-
-    def __init__(self, manifest: EngineManifest, input_size: tuple[int, int]) -> None:
-        from livematte.backends.onnxruntime_gpu import DeviceState
-
-        self._plain = OnnxRuntimeBackend(manifest, input_size)
-        self._bound = DeviceState(self._plain.session, manifest, input_size, self._plain._state_dtypes, device="cpu")
-        self._names = [o.name for o in manifest.outputs.all()]
-
-    def reset(self) -> None:
-        self._bound.reset()
-
-    def run(self, inputs):
-        return self._bound.run(inputs, self._names)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -119,3 +119,64 @@ def write_contrast_recurrent(directory: Path, name: str = "contrast-recurrent") 
     onnx_path = directory / f"{name}.onnx"
     save(model, str(onnx_path))
     return _write_manifest(onnx_path, name)
+
+
+#: the aspect engine's declared sizes (H, W): 16:9, 4:3, square, 3:4, 9:16
+ASPECT_SIZES = [[144, 256], [192, 256], [256, 256], [256, 192], [256, 144]]
+#: what the aspect engine's state gains per frame (its ``fgr`` output is the state)
+ASPECT_STEP = 0.1
+
+
+def write_aspect_engine(directory: Path, name: str = "aspect-sizes") -> Path:
+    """A dynamic-shape engine declaring ``input.sizes``, built by hand with :mod:`onnx`; returns its manifest.
+
+    ``alpha`` is the grey level of each 2x2 block of the input (stride 2, like
+    the shipped engines' heads), so a frame's edges land exactly where the
+    runtime's padding and cropping put them. The state ``h`` (1 x 1 x H/2 x
+    W/2) gains :data:`ASPECT_STEP` per frame and comes out as ``fgr`` (its
+    foreground output), so how many frames it has carried is read off any
+    pixel; adding it to a zero-weighted copy of the image ties its shape to
+    the input's, so a state of another size fails instead of being reused.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    initialisers = [
+        numpy_helper.from_array(np.full((1, 3, 1, 1), 1.0 / 3.0, np.float32), "grey_w"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array(ASPECT_STEP, np.float32), "step"),
+    ]
+    nodes = [
+        helper.make_node("AveragePool", ["src"], ["pooled"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["pooled", "grey_w"], ["alpha"]),
+        helper.make_node("Mul", ["alpha", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "step"], ["gain"]),
+        helper.make_node("Add", ["h_in", "gain"], ["h_out"]),
+        helper.make_node("Concat", ["h_out", "h_out", "h_out"], ["fgr"], axis=1),
+    ]
+    half = [1, 1, "H2", "W2"]
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("src", TensorProto.FLOAT, [1, 3, "H", "W"]),
+         helper.make_tensor_value_info("h_in", TensorProto.FLOAT, half)],
+        [helper.make_tensor_value_info("alpha", TensorProto.FLOAT, half),
+         helper.make_tensor_value_info("fgr", TensorProto.FLOAT, [1, 3, "H2", "W2"]),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, half)],
+        initialisers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="livematte-tests")
+    onnx_path = directory / f"{name}.onnx"
+    save(model, str(onnx_path))
+    manifest = {
+        "format": FORMAT,
+        "name": name,
+        "onnx": onnx_path.name,
+        "input": {"name": "src", "layout": "NCHW", "dtype": "float32", "color": "RGB", "scale": 1.0 / 255.0,
+                  "size": None, "sizes": ASPECT_SIZES, "multiple_of": 16},
+        "state": [{"input": "h_in", "output": "h_out", "shape": [1, 1, "H/2", "W/2"], "init": 0.0}],
+        "outputs": {"alpha": {"name": "alpha", "layout": "NCHW", "channel": 0, "activation": "none"},
+                    "foreground": {"name": "fgr", "layout": "NCHW", "activation": "none"}},
+    }
+    path = onnx_path.with_suffix(".json")
+    path.write_text(json.dumps(manifest, indent=2))
+    return path

@@ -131,8 +131,12 @@ def effective_precision(trt: Any, logger: Any, requested: str) -> str:
 
 
 def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
-               progress: Progress | None = None) -> bytes:
-    """Parse the engine's ONNX and build a serialised plan (the slow step)."""
+               progress: Progress | None = None, graph_size: tuple[int, int] | None = None) -> bytes:
+    """Parse the engine's ONNX and build a serialised plan (the slow step).
+
+    ``graph_size`` is the input size the plan is tuned for when the engine
+    declares ``input.sizes`` (:func:`livematte.trt_cache.profile_shapes`).
+    """
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10 networks are always explicit-batch
     parser = trt.OnnxParser(network, logger)
@@ -143,7 +147,7 @@ def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
     config = builder.create_builder_config()
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
-    shapes = trt_cache.profile_shapes(manifest)
+    shapes = trt_cache.profile_shapes(manifest, graph_size)
     profile = builder.create_optimization_profile()
     dynamic = False
     for i in range(network.num_inputs):
@@ -169,29 +173,32 @@ def build_plan(trt: Any, logger: Any, manifest: EngineManifest, precision: str,
 
 def _cached_or_built_plan(trt: Any, logger: Any, gpu: _PrimaryContext, manifest: EngineManifest,
                           precision: str, progress: Progress | None, directory: Path | None,
-                          force: bool = False) -> tuple[trt_cache.PlanKey, bytes]:
+                          force: bool = False, graph_size: tuple[int, int] | None = None
+                          ) -> tuple[trt_cache.PlanKey, bytes]:
     name, capability = gpu.identity()
     key = trt_cache.PlanKey.create(manifest, gpu_name=name, compute_capability=capability,
                                    tensorrt_version=trt.__version__,
-                                   precision=effective_precision(trt, logger, precision))
+                                   precision=effective_precision(trt, logger, precision), graph_size=graph_size)
     plan = None if force else trt_cache.load_plan(key, directory)
     if plan is None:
         if progress is not None:
             progress(f"building TensorRT {key.precision} engine for {manifest.name!r} on {name} "
                      "(once per GPU and TensorRT version)")
-        plan = build_plan(trt, logger, manifest, key.precision, progress)
+        plan = build_plan(trt, logger, manifest, key.precision, progress, graph_size)
         trt_cache.store_plan(key, plan, directory)
     return key, plan
 
 
 def build_engine_cache(manifest: EngineManifest, precision: str = "auto",
                        progress: Progress | None = None, directory: Path | None = None,
-                       force: bool = False) -> Path:
-    """Build (or verify) the cached plan for ``manifest`` ahead of time; returns its path.
+                       force: bool = False) -> list[Path]:
+    """Build (or verify) the cached plans for ``manifest`` ahead of time; returns their paths.
 
     What ``livematte engines build NAME --precision P`` runs, so the first
     live frame does not wait for the build; ``process --precision P`` then
     finds the same plan (the cache key holds the precision resolved on this GPU).
+    One plan, or one per declared size for an ``input.sizes`` engine (each
+    tuned for its size), as the backend asks for them.
     """
     resolve_precision(precision, fast_fp16=False)  # a bad value fails before the GPU is touched
     trt, cuda = import_gpu_libraries()
@@ -199,10 +206,11 @@ def build_engine_cache(manifest: EngineManifest, precision: str = "auto",
     try:
         logger = trt.Logger(trt.Logger.WARNING)
         with gpu:
-            key, _ = _cached_or_built_plan(trt, logger, gpu, manifest, precision, progress, directory, force)
+            keys = [_cached_or_built_plan(trt, logger, gpu, manifest, precision, progress, directory, force, size)[0]
+                    for size in manifest.input.sizes or (None,)]
     finally:
         gpu.release()
-    return key.plan_path(directory)
+    return [key.plan_path(directory) for key in keys]
 
 
 class TensorRTBackend(MattingBackend):
@@ -229,7 +237,7 @@ class TensorRTBackend(MattingBackend):
     def _load(self, trt: Any, precision: str, progress: Progress | None, cache_directory: Path | None) -> None:
         manifest = self.manifest
         self.plan_key, plan = _cached_or_built_plan(trt, self._logger, self._gpu, manifest, precision,
-                                                    progress, cache_directory)
+                                                    progress, cache_directory, graph_size=self.input_size)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
