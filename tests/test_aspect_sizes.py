@@ -282,3 +282,11 @@ def test_tensorrt_check_covers_and_reports_the_profile(aspect, aspect_path, caps
     out = capsys.readouterr().out
     assert "one plan per size" in out
     assert "src: min [1, 3, 144, 144] max [1, 3, 256, 256] opt [1, 3, 144, 256], [1, 3, 192, 256]" in out
+
+
+def test_engines_info_lists_the_sizes_as_the_cli_writes_sizes(aspect_path, capsys) -> None:
+    from livematte.cli import main as cli_main
+
+    assert cli_main(["engines", "info", str(aspect_path)]) == 0
+    out = capsys.readouterr().out
+    assert "256x144, 256x192, 256x256, 192x256, 144x256 (WxH; the one nearest the frame's aspect, padded)" in out
