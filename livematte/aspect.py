@@ -24,7 +24,8 @@ def nearest_aspect(sizes: Sequence[Shape], frame_height: int, frame_width: int) 
     first wins, so the choice never depends on float noise between runs.
     """
     target = math.log(frame_width / frame_height)
-    return min(sizes, key=lambda hw: abs(math.log(hw[1] / hw[0]) - target))
+    height, width = min(sizes, key=lambda hw: abs(math.log(hw[1] / hw[0]) - target))
+    return height, width
 
 
 def _even_fit(exact: float, limit: int) -> int:
@@ -73,4 +74,4 @@ def place(frame_height: int, frame_width: int, graph: Shape) -> Placement:
     scale = min(gh / frame_height, gw / frame_width)
     height = _even_fit(frame_height * scale, gh)
     width = _even_fit(frame_width * scale, gw)
-    return Placement(graph=graph, top=(gh - height) // 4 * 2, left=(gw - width) // 4 * 2, height=height, width=width)
+    return Placement(graph=(gh, gw), top=(gh - height) // 4 * 2, left=(gw - width) // 4 * 2, height=height, width=width)
