@@ -29,6 +29,10 @@ def _attrs(node: onnx.NodeProto) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _conv_padding(x: Tensor, pads: list[int] | None, spatial: int) -> tuple[Tensor, int | tuple]:
     """ONNX pads are (begin..., end...); torch convs only take symmetric ones."""
     if not pads:
@@ -84,6 +88,15 @@ class OnnxTorchGraph(nn.Module):
     ``forward(*inputs, taps=...)`` returns the graph outputs as a tuple;
     ``taps`` names intermediate tensors to return in a dict alongside (how
     decoder heads read pretrained features).
+
+    ``size_free``: graphs converted from TensorFlow Lite bake their input
+    size into pooling kernels and resize targets, so their weights would run
+    at that one size only. With this set, an AveragePool whose kernel spans
+    its whole input (squeeze-excitation, global context) becomes a global
+    mean and a Resize becomes its scale factor at the native size, so the
+    same weights run at any size whose strides divide it: what training an
+    engine at several aspect ratios from MediaPipe's square weights needs.
+    Both trace to ONNX with the spatial size left dynamic.
     """
 
     SUPPORTED = {
@@ -96,7 +109,7 @@ class OnnxTorchGraph(nn.Module):
         "Exp", "ConstantOfShape", "Expand",
     }
 
-    def __init__(self, model: onnx.ModelProto | str | Path, free_batch: bool = False) -> None:
+    def __init__(self, model: onnx.ModelProto | str | Path, free_batch: bool = False, size_free: bool = False) -> None:
         """``free_batch``: graphs converted from TensorFlow often bake batch 1
         into their Reshape targets; with this set, a leading 1 in a constant
         Reshape target means "the batch", so training can use batches."""
@@ -105,6 +118,8 @@ class OnnxTorchGraph(nn.Module):
         if not isinstance(model, onnx.ModelProto):
             model = onnx.load(str(model))
         graph = model.graph
+        #: size_free only: node index -> "global" (AveragePool) or the (h, w) scale of a Resize
+        self._size_free: dict[int, str | tuple[float, float]] = {}
         unknown = sorted({n.op_type for n in graph.node} - self.SUPPORTED)
         if unknown:
             raise NotImplementedError(f"ONNX ops not supported by the torch interpreter: {', '.join(unknown)}")
@@ -123,10 +138,38 @@ class OnnxTorchGraph(nn.Module):
                 self._keys[t.name] = key
             else:
                 self.consts[t.name] = torch.from_numpy(arr)
+        if size_free:
+            self._size_free = self._native_geometry(graph)
+
+    @torch.no_grad()
+    def _native_geometry(self, graph: onnx.GraphProto) -> dict[int, str | tuple[float, float]]:
+        """Which nodes tie the graph to its input size, found by running it once
+        at that size: AveragePools whose kernel is their whole input ("global")
+        and Resizes (their scale there)."""
+        shapes = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input if i.name in self.input_names]
+        if not all(d > 0 for shape in shapes for d in shape):
+            raise ValueError("size_free needs a graph whose inputs have a static size")
+        env: dict[str, Tensor] = {**self.consts, **{n: self.params[k] for n, k in self._keys.items()}}
+        env.update((n, torch.zeros(shape)) for n, shape in zip(self.input_names, shapes))
+        found: dict[int, str | tuple[float, float]] = {}
+        for index, node in enumerate(self.nodes):
+            args = [env[i] if i else None for i in node.input]
+            out = self._run(node, args)
+            env.update(zip(node.output, out))
+            if node.op_type == "AveragePool" and list(_attrs(node)["kernel_shape"]) == list(args[0].shape[2:]):
+                found[index] = "global"
+            elif node.op_type == "Resize":
+                found[index] = (out[0].shape[2] / args[0].shape[2], out[0].shape[3] / args[0].shape[3])
+        return found
 
     def parameter_for(self, name: str) -> nn.Parameter:
         """The trainable tensor behind initialiser ``name`` (for surgery and freezing)."""
         return self.params[self._keys[name]]
+
+    def constant_or_parameter(self, name: str) -> Tensor:
+        """Initialiser ``name``, trainable or not (a converted graph keeps
+        one-element biases as constants)."""
+        return self.params[self._keys[name]] if name in self._keys else self.consts[name]
 
     def parameters_up_to(self, tensor: str) -> list[nn.Parameter]:
         """Parameters of the nodes up to the one producing ``tensor`` (e.g. to
@@ -142,18 +185,32 @@ class OnnxTorchGraph(nn.Module):
         self,
         *inputs: Tensor,
         taps: tuple[str, ...] = (),
+        outputs: bool = True,
     ) -> tuple[tuple[Tensor, ...], dict[str, Tensor]]:
+        """``outputs=False`` stops once every tap is computed and returns no
+        graph outputs: a head that reads the decoder's features skips the
+        pretrained output layer (and its fixed-size Reshape)."""
         env: dict[str, Tensor] = {k: v for k, v in self.consts.items()}
         for name, key in self._keys.items():
             env[name] = self.params[key]
         env.update(zip(self.input_names, inputs))
-        for node in self.nodes:
+        wanted = set(taps)
+        for index, node in enumerate(self.nodes):
+            if not outputs and not wanted - env.keys():
+                break
             args = [env[i] if i else None for i in node.input]
-            env.update(zip(node.output, self._run(node, args)))
-        return tuple(env[o] for o in self.output_names), {t: env[t] for t in taps}
+            env.update(zip(node.output, self._run(node, args, index)))
+        return (tuple(env[o] for o in self.output_names) if outputs else ()), {t: env[t] for t in taps}
 
-    def _run(self, node: onnx.NodeProto, a: list) -> list[Tensor]:
+    def _run(self, node: onnx.NodeProto, a: list, index: int = -1) -> list[Tensor]:
         op, at = node.op_type, _attrs(node)
+        free = self._size_free.get(index)
+        if free == "global":
+            return [a[0].mean(dim=(2, 3), keepdim=True)]
+        if isinstance(free, tuple):
+            if _text(at.get("mode", b"nearest")) == "linear":
+                return [F.interpolate(a[0], scale_factor=free, mode="bilinear", align_corners=False)]
+            return [F.interpolate(a[0], scale_factor=free, mode="nearest")]
         if op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
             fn = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _divide,
                   "Max": torch.maximum, "Min": torch.minimum}[op]

@@ -54,6 +54,73 @@ def test_seeded_model_stride2_logits_equal_mediapipe_pooled() -> None:
     assert not any(id(p) in trained for p in model.seg.parameters())  # frozen with the graph
 
 
+@needs_data
+def test_size_free_graph_matches_at_its_size_and_follows_other_sizes() -> None:
+    # size_free must not change the graph where it was converted, and must make
+    # its global pooling global at another aspect (a fixed 16x16 kernel on a
+    # 9x16 feature map would fail or pool the wrong area)
+    import onnxruntime as ort
+
+    from livematte.torch_graph import OnnxTorchGraph
+    square = SHARED / "peers" / "obsbgr__selfie_segmentation.onnx"
+    graph = OnnxTorchGraph(square, free_batch=True, size_free=True)
+    x = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
+    session = ort.InferenceSession(str(square), providers=["CPUExecutionProvider"])
+    want = session.run(None, {session.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        (got,), _ = graph(torch.from_numpy(x))
+        assert np.abs(got.numpy() - want).max() < 1e-5
+        _, taps = graph(torch.rand(2, 144, 256, 3), taps=("add_13__xeno_compat__1:0",), outputs=False)
+    assert taps["add_13__xeno_compat__1:0"].shape == (2, 16, 72, 128)
+    with pytest.raises(RuntimeError):  # without size_free the converted kernels tie it to 256x256
+        with torch.no_grad():
+            OnnxTorchGraph(square, free_batch=True)(torch.rand(1, 144, 256, 3))
+
+
+@needs_data
+def test_square_seeded_model_runs_at_every_aspect_and_segments_like_mediapipe() -> None:
+    from training.models.disentangled import SeededDisentangledMatting
+    square = SHARED / "peers" / "obsbgr__selfie_segmentation.onnx"
+    model = SeededDisentangledMatting(square, hidden=4, freeze_until=None, seed="square", size_free=True).eval()
+    with torch.no_grad():
+        for h, w in ((144, 256), (256, 192), (256, 144)):
+            out = model(torch.rand(1, 3, h, w))
+            assert out["alpha"].shape == (1, 1, h // 2, w // 2) and out["state"][0].shape == (1, 4, h // 8, w // 8)
+        # untrained heads: the foreground probability is MediaPipe's person probability, unknown near 0
+        src = torch.rand(1, 3, 256, 256)
+        (person,), _ = model.graph(src.permute(0, 2, 3, 1))
+        pooled = torch.nn.functional.avg_pool2d(person.permute(0, 3, 1, 2), 2)
+        prob = model(src)["trimap_prob"]
+    assert float(prob[:, 1].max()) < 0.05
+    assert float(((prob[:, 2:] > 0.5) == (pooled > 0.5)).float().mean()) > 0.97
+    assert {"pretrained", "trimap", "alpha", "recurrent"} == set(model.parameter_groups())
+
+
+@needs_data
+def test_clip_dataset_gives_each_batch_one_size_in_turn() -> None:
+    from training.data.clips import ClipConfig, load_backgrounds
+    from training.data.dataset import ClipDataset
+    from training.train import split_portraits
+    cfg = TrainConfig.load(TINY)
+    train_set, _ = split_portraits(cfg)
+    backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))[:4]
+    data = ClipDataset(train_set, backgrounds, ClipConfig(length=1, p_squash=0.0), 6, sizes=[(48, 64), (64, 48)], batch=2)
+    assert [tuple(data[i]["src"].shape[-2:]) for i in range(6)] == [(48, 64)] * 2 + [(64, 48)] * 2 + [(48, 64)] * 2
+
+
+def test_stage_lr_scale_sets_each_group_rate() -> None:
+    from training.config import StageConfig
+    from training.train import configure_stage, make_optimizer
+    model = build_model("disentangled-mobile")
+    stage = StageConfig("s", 10, lr=1e-3, train=["trimap", "alpha"], lr_scale={"trimap": 0.1})
+    groups = configure_stage(model, stage)
+    optimizer = make_optimizer(groups, L.UncertaintyWeighting(), stage)
+    assert [g["scale"] for g in optimizer.param_groups] == [0.1, 1.0, 1.0]
+    assert not any(p.requires_grad for p in model.parameter_groups()["recurrent"])
+    with pytest.raises(ValueError, match="unknown parameter groups"):
+        configure_stage(model, StageConfig("s", 10, train=["alpha"], lr_scale={"nope": 0.1}))
+
+
 def test_unknown_model_name_lists_known() -> None:
     with pytest.raises(ValueError, match="disentangled-mediapipe"):
         build_model("nope")
@@ -140,7 +207,7 @@ def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatc
     # the loss goes down: a few optimiser steps on one real clip batch
     model = build_model(cfg.model, **cfg.resolved_model_args())
     stage = cfg.stages[1]
-    params = configure_stage(model, stage)
+    params = [p for group in configure_stage(model, stage).values() for p in group]
     train_set, _ = split_portraits(cfg)
     backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))
     data = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), 2, teacher=Teacher(cfg.resolve(cfg.teacher)))

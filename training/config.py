@@ -23,7 +23,9 @@ class StageConfig:
     (``trimap``, ``alpha``, ``recurrent``); ``losses`` maps loss names to
     weights (``trimap``, ``alpha``, ``alpha_unknown``, ``comp``, ``temporal``,
     ``distill``); with ``uncertainty`` the trimap and alpha terms are
-    balanced by learned variances instead of their fixed weights."""
+    balanced by learned variances instead of their fixed weights.
+    ``lr_scale`` multiplies ``lr`` per group (e.g. ``{"pretrained": 0.1}``:
+    pretrained weights fine-tuned gently while new heads learn fast)."""
 
     name: str
     steps: int
@@ -33,6 +35,7 @@ class StageConfig:
     train: list[str] = field(default_factory=lambda: ["trimap", "alpha", "recurrent"])
     losses: dict[str, float] = field(default_factory=lambda: {"alpha": 1.0, "trimap": 0.01})
     uncertainty: bool = False
+    lr_scale: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +53,10 @@ class TrainConfig:
     holdout: int = 64
     limit_portraits: int | None = None
     clip: dict[str, Any] = field(default_factory=dict)
+    #: (H, W) input sizes the engine is trained at and exported for, one per
+    #: aspect ratio (the runtime picks the nearest to each frame's); empty:
+    #: the single ``clip.size``
+    sizes: list[list[int]] = field(default_factory=list)
     stages: list[StageConfig] = field(default_factory=list)
     seed: int = 0
     workers: int = 1
@@ -79,6 +86,10 @@ class TrainConfig:
 
     def clip_config(self, length: int) -> ClipConfig:
         return ClipConfig(**{**self.clip, "length": length})
+
+    def input_sizes(self) -> list[tuple[int, int]]:
+        """Every (H, W) the model trains at: ``sizes``, or the clip size alone."""
+        return [tuple(s) for s in self.sizes] or [tuple(self.clip_config(1).size)]
 
     def resolved_model_args(self) -> dict[str, Any]:
         """Model arguments with file paths (``*_onnx``) made absolute."""

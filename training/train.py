@@ -72,17 +72,27 @@ def split_portraits(cfg: TrainConfig) -> tuple[list[PseudoAlpha], list[PseudoAlp
     return samples[: len(samples) - cfg.holdout], samples[len(samples) - cfg.holdout:]
 
 
-def configure_stage(model: MattingNet, stage: StageConfig) -> list[torch.nn.Parameter]:
-    """Freeze every group the stage does not train; return the trained parameters."""
+def holdout_size(cfg: TrainConfig, holdout: list[PseudoAlpha]) -> tuple[int, int]:
+    """The training size nearest the held-out portraits' aspect: they are validated
+    as the runtime would feed them, not squashed into another aspect."""
+    import cv2
+
+    h, w = cv2.imread(str(holdout[0].image), cv2.IMREAD_GRAYSCALE).shape
+    return min(cfg.input_sizes(), key=lambda s: abs(math.log((s[1] / s[0]) / (w / h))))
+
+
+def configure_stage(model: MattingNet, stage: StageConfig) -> dict[str, list[torch.nn.Parameter]]:
+    """Freeze every group the stage does not train; return the trained groups by name."""
     groups = model.parameter_groups()
-    unknown = set(stage.train) - set(groups)
+    unknown = (set(stage.train) | set(stage.lr_scale)) - set(groups)
     if unknown:
         raise ValueError(f"stage {stage.name}: unknown parameter groups {sorted(unknown)}")
     for p in model.parameters():
         p.requires_grad_(False)
-    trained = [p for g in stage.train for p in groups[g]]
-    for p in trained:
-        p.requires_grad_(True)
+    trained = {g: groups[g] for g in stage.train}
+    for params in trained.values():
+        for p in params:
+            p.requires_grad_(True)
     return trained
 
 
@@ -165,9 +175,12 @@ def save_checkpoint(path: Path, model: MattingNet, optimizer: torch.optim.Optimi
     os.replace(tmp, path)
 
 
-def make_optimizer(params: list[torch.nn.Parameter], weighting: L.UncertaintyWeighting, stage: StageConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([{"params": params}, {"params": list(weighting.parameters()), "weight_decay": 0.0}],
-                             lr=stage.lr, weight_decay=1e-4)
+def make_optimizer(groups: dict[str, list[torch.nn.Parameter]], weighting: L.UncertaintyWeighting,
+                   stage: StageConfig) -> torch.optim.Optimizer:
+    """AdamW, one parameter group per trained group (its ``scale`` of the stage's rate) plus the loss weights."""
+    param_groups = [{"params": params, "scale": stage.lr_scale.get(name, 1.0)} for name, params in groups.items()]
+    param_groups.append({"params": list(weighting.parameters()), "weight_decay": 0.0, "scale": 1.0})
+    return torch.optim.AdamW(param_groups, lr=stage.lr, weight_decay=1e-4)
 
 
 def cosine_lr(stage: StageConfig, step: int) -> float:
@@ -199,17 +212,19 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
     backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))
     teacher = Teacher(cfg.resolve(cfg.teacher)) if cfg.teacher else None
     masks = cfg.resolve(cfg.portraits) / "mask"
-    holdout = HoldoutSet(holdout_set, cfg.clip_config(1).size, masks if masks.is_dir() else None)
+    holdout = HoldoutSet(holdout_set, holdout_size(cfg, holdout_set), masks if masks.is_dir() else None)
     log(f"{len(train_set)} training portraits, {len(holdout_set)} held out, {len(backgrounds)} backgrounds, device {dev}")
     result: dict[str, float] = {}
     while progress.stage < len(cfg.stages):
         stage = cfg.stages[progress.stage]
-        params = configure_stage(model, stage)
-        optimizer = make_optimizer(params, weighting, stage)
+        groups = configure_stage(model, stage)
+        params = [p for group in groups.values() for p in group]
+        optimizer = make_optimizer(groups, weighting, stage)
         if state is not None and state["stage"] == progress.stage:
             optimizer.load_state_dict(state["optimizer"])
         dataset = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), stage.steps * stage.batch,
-                              seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None)
+                              seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None,
+                              sizes=cfg.input_sizes(), batch=stage.batch)
         remaining = Subset(dataset, range(progress.step * stage.batch, len(dataset)))
         loader = DataLoader(remaining, batch_size=stage.batch, num_workers=cfg.workers, shuffle=False,
                             persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
@@ -218,7 +233,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
         for batch in loader:
             batch = {k: v.to(dev) for k, v in batch.items()}
             for g in optimizer.param_groups:
-                g["lr"] = cosine_lr(stage, progress.step)
+                g["lr"] = cosine_lr(stage, progress.step) * g["scale"]
             loss, parts = clip_losses(model, batch, stage, weighting_for_stage)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

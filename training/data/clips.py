@@ -45,6 +45,8 @@ class ClipConfig:
     p_grey: float = 0.05
     p_squash: float = 0.4
     max_noise: float = 4.0
+    #: composite clips: the person's height over the canvas height (small values: full-body, far from the camera)
+    person_scale: tuple[float, float] = (0.7, 1.9)
 
 
 def load_backgrounds(root: Path, long_side: int = 512) -> list[np.ndarray]:
@@ -120,26 +122,28 @@ class ClipSynthesizer:
         self.backgrounds = backgrounds
         self.cfg = config
 
-    def clip(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def clip(self, rng: np.random.Generator, size: CanvasSize | None = None) -> dict[str, np.ndarray]:
+        """One clip on a canvas of ``size`` (H, W; default: the config's)."""
         cfg = self.cfg
-        frames = self._one_shot(rng, cfg.length)
+        size = tuple(size or cfg.size)
+        frames = self._one_shot(rng, cfg.length, size)
         cut = -1
         if cfg.length >= 4 and rng.random() < cfg.p_cut:
             cut = int(rng.integers(2, cfg.length - 1))
-            other = self._one_shot(rng, cfg.length - cut)
+            other = self._one_shot(rng, cfg.length - cut, size)
             frames = {k: np.concatenate([v[:cut], other[k]]) if v.ndim > 1 else v for k, v in frames.items()}
             frames["has_fb"] = np.minimum(frames["has_fb"], other["has_fb"])
         frames["cut"] = np.array(cut, np.int64)
         return frames
 
-    def _one_shot(self, rng: np.random.Generator, length: int) -> dict[str, np.ndarray]:
+    def _one_shot(self, rng: np.random.Generator, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
         portrait = Portrait.load(self.portraits[int(rng.integers(len(self.portraits)))])
         if rng.random() < 0.5:
             portrait = Portrait(portrait.image[:, ::-1], portrait.foreground[:, ::-1], portrait.alpha[:, ::-1])
         if rng.random() < self.cfg.p_composite:
-            out = self._composite(rng, portrait, length)
+            out = self._composite(rng, portrait, length, size)
         else:
-            out = self._photo(rng, portrait, length)
+            out = self._photo(rng, portrait, length, size)
         self._photometric(rng, out)
         return out
 
@@ -153,10 +157,10 @@ class ClipSynthesizer:
         ts = _smoothstep(np.linspace(0, 1, length)) if length > 1 else np.zeros(1)
         return [_interp(start, end, float(t)) for t in ts]
 
-    def _background(self, rng: np.random.Generator, length: int) -> list[np.ndarray]:
-        h, w = self.cfg.size
+    def _background(self, rng: np.random.Generator, length: int, size: CanvasSize) -> list[np.ndarray]:
+        h, w = size
         if rng.random() < self.cfg.p_synthetic_bg:
-            src = synthetic_background(rng, self.cfg.size)
+            src = synthetic_background(rng, size)
         else:
             src = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
             if rng.random() < 0.5:
@@ -171,16 +175,16 @@ class ClipSynthesizer:
             out.append(cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
         return out
 
-    def _composite(self, rng: np.random.Generator, p: Portrait, length: int) -> dict[str, np.ndarray]:
-        h, w = self.cfg.size
+    def _composite(self, rng: np.random.Generator, p: Portrait, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
+        h, w = size
         ph, pw = p.alpha.shape
-        person_h = h * rng.uniform(0.7, 1.9)
+        person_h = h * rng.uniform(*self.cfg.person_scale)
         scale = person_h / ph
         cx = rng.uniform(0.2, 0.8) * w
         bottom = h + rng.uniform(0.02, 0.35) * person_h
         start = np.array([scale, cx, bottom - person_h / 2, rng.uniform(-6, 6)])
         jitter = np.array([0.12 * scale, 0.12 * w, 0.06 * h, 6.0])
-        bgs = self._background(rng, length)
+        bgs = self._background(rng, length, size)
         frames, alphas, fgs = [], [], []
         for (s, x, y, angle), bg in zip(self._motion(rng, length, start, jitter), bgs):
             m = _affine(s, angle, (pw / 2, ph / 2), (x, y))
@@ -194,14 +198,14 @@ class ClipSynthesizer:
         src = alpha * fg + (1 - alpha) * bg
         return {"src": src, "alpha": alpha, "fg": fg, "bg": bg, "has_fb": np.array(1.0, np.float32)}
 
-    def _photo(self, rng: np.random.Generator, p: Portrait, length: int) -> dict[str, np.ndarray]:
-        h, w = self.cfg.size
+    def _photo(self, rng: np.random.Generator, p: Portrait, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
+        h, w = size
         ph, pw = p.alpha.shape
         if rng.random() < self.cfg.p_squash:
             # whole photo into the canvas, aspect not kept: what a landscape engine sees of a portrait photo
             win_w, win_h = pw * rng.uniform(0.85, 1.0), ph * rng.uniform(0.85, 1.0)
-        else:
-            win_w = pw * rng.uniform(0.6, 1.0)
+        else:  # a window of the canvas's aspect, inside the photo (a tall canvas narrows it)
+            win_w = min(pw * rng.uniform(0.6, 1.0), ph * w / h)
             win_h = win_w * h / w
         start = np.array([rng.uniform(win_w / 2, pw - win_w / 2 + 1e-3), rng.uniform(win_h / 2, ph - win_h / 2 + 1e-3), 1.0, rng.uniform(-6, 6)])
         jitter = np.array([0.08 * pw, 0.08 * ph, 0.1, 3.0])

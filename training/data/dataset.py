@@ -47,18 +47,24 @@ class ClipDataset(Dataset):
         length: int,
         seed: int = 0,
         teacher: Teacher | None = None,
+        sizes: list[tuple[int, int]] | None = None,
+        batch: int = 1,
     ) -> None:
+        """``sizes``: canvas sizes taken in turn, one per ``batch`` consecutive
+        indices (a batch shares one size; default: the config's size)."""
         self.synth = ClipSynthesizer(portraits, backgrounds, config)
         self.length = length
         self.seed = seed
         self.teacher = teacher
+        self.sizes = sizes or [config.size]
+        self.batch = batch
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
-        clip = self.synth.clip(rng)
+        clip = self.synth.clip(rng, self.sizes[(index // self.batch) % len(self.sizes)])
         if self.teacher is not None:
             clip["teacher"] = self.teacher(clip["src"])
         return {k: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if v.ndim == 4 else np.asarray(v)) for k, v in clip.items()}

@@ -22,6 +22,7 @@ Two encoders:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -147,40 +148,72 @@ class DisentangledMatting(MattingNet):
         return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=state)
 
 
-# Tensor names inside the MediaPipe landscape selfie-segmentation graph
-# (obsbgr__mediapipe.onnx, 1x144x256x3 NHWC input, 2-class logits output).
-MEDIAPIPE_DECODER = "add_9__xeno_compat__1:0"  # 16 ch, stride 2, last decoder features
-MEDIAPIPE_SHALLOW = "mul_1:0"  # 16 ch, stride 2, first encoder features
-MEDIAPIPE_STRIDE8 = "add__xeno_compat__1:0"  # 24 ch, stride 8, end of the second encoder stage
-MEDIAPIPE_SEG_KERNEL = "conv2d_transpose/filter:0"  # 16 -> 2, 2x2 stride 2: decoder -> full-resolution logits
-MEDIAPIPE_SEG_BIAS = "segment/y:0"
-MEDIAPIPE_SIZE = (144, 256)
+@dataclass(frozen=True)
+class SeedGraph:
+    """Where a MediaPipe selfie-segmentation graph keeps what the seeded model reads.
+
+    ``decoder``: last decoder features (16 ch, stride 2); ``shallow``: first
+    encoder features (16 ch, stride 2); ``seg_kernel``/``seg_bias``: its
+    last layer (2x2 stride-2 transposed conv to logits, and the bias added
+    after it); ``person_only``: the graph predicts one person logit (square
+    model) rather than background and person logits (landscape model);
+    ``size``: (H, W) it was converted at; ``logit_scale``: multiplies its
+    logits so they start where the unknown class can compete (the square
+    graph's person logits reach +-150 on ordinary portraits: a 3-class
+    softmax over them never leaves 0 or 1, and no gradient reaches the
+    unknown head or the alpha decoder; scaled by 1/20 the person
+    probability keeps its 0.5 contour)."""
+
+    decoder: str
+    shallow: str
+    seg_kernel: str
+    seg_bias: str
+    person_only: bool
+    size: tuple[int, int]
+    logit_scale: float = 1.0
+
+
+#: obsbgr__mediapipe.onnx (landscape, 1x144x256x3 NHWC) and
+#: obsbgr__selfie_segmentation.onnx (square, 1x256x256x3 NHWC), both Apache-2.0, Google
+SEED_GRAPHS = {
+    "landscape": SeedGraph("add_9__xeno_compat__1:0", "mul_1:0", "conv2d_transpose/filter:0", "segment/y:0",
+                           person_only=False, size=(144, 256)),
+    "square": SeedGraph("add_13__xeno_compat__1:0", "mul_1:0", "segment/filter:0", "const_fold_opt__493",
+                        person_only=True, size=(256, 256), logit_scale=0.05),
+}
+#: the landscape graph's stride-8 tensor: the shipped engine's historical freeze point
+MEDIAPIPE_STRIDE8 = "add__xeno_compat__1:0"
 
 
 class SeededDisentangledMatting(MattingNet):
-    """Encoder + trimap decoder from the MediaPipe graph, frozen or fine-tuned.
+    """Encoder + trimap decoder from a MediaPipe graph, frozen or fine-tuned.
 
-    The graph's background/person logits become the trimap's background and
-    foreground classes; a small head on the decoder features adds the unknown
-    class (initialised strongly negative, so training starts from MediaPipe's
-    segmentation). Input is NCHW RGB in [0, 1] at 144x256: the graph's
-    global pooling kernels are fixed to that size.
+    The graph's person logits become the trimap's foreground class (and
+    background, where the graph has one); a small head on the decoder
+    features adds the unknown class (initialised strongly negative, so
+    training starts from MediaPipe's segmentation). Input is NCHW RGB in
+    [0, 1]. ``seed`` picks the graph's tensor names (:data:`SEED_GRAPHS`);
+    with ``size_free`` its global pooling and resizes follow the input, so
+    it trains and runs at several aspect ratios (portrait, square,
+    landscape), otherwise only at the size it was converted at.
 
-    ``freeze_until`` keeps the pretrained layers up to that tensor fixed
-    (default: up to stride 8; their backward pass is ~3/4 of a step's cost
-    on a 2-core CPU). The shipped engine freezes the whole graph
-    (``segment:0``): fine-tuning it on the 1,275 training portraits made it
-    worse on held-out ones (IoU 0.966 -> 0.952 with the encoder trained,
-    -> 0.961 with only the decoder), so only the unknown-class head, the
-    alpha decoder and the recurrent unit learn. All outputs are at stride 2
-    (72x128 for 144x256 in).
+    ``freeze_until`` keeps the pretrained layers up to that tensor fixed.
+    The first shipped engine froze the whole landscape graph
+    (``segment:0``): fine-tuning it at 2e-3 on squashed portraits lost
+    held-out IoU (0.966 -> 0.952). The ``pretrained`` parameter group lets a
+    stage fine-tune it at a small fraction of the heads' rate instead
+    (``lr_scale`` in the training config). All outputs are at stride 2.
     """
 
     recurrent = True
 
-    def __init__(self, teacher_onnx: str | Path, hidden: int = 24, freeze_until: str | None = MEDIAPIPE_STRIDE8) -> None:
+    def __init__(self, teacher_onnx: str | Path, hidden: int = 24, freeze_until: str | None = MEDIAPIPE_STRIDE8,
+                 seed: str = "landscape", size_free: bool = False) -> None:
         super().__init__()
-        self.graph = OnnxTorchGraph(teacher_onnx, free_batch=True)
+        if seed not in SEED_GRAPHS:
+            raise ValueError(f"unknown seed graph {seed!r}; choose from {sorted(SEED_GRAPHS)}")
+        self.taps = SEED_GRAPHS[seed]
+        self.graph = OnnxTorchGraph(teacher_onnx, free_batch=True, size_free=size_free)
         self.frozen = self.graph.parameters_up_to(freeze_until) if freeze_until else []
         for p in self.frozen:
             p.requires_grad_(False)
@@ -194,11 +227,12 @@ class SeededDisentangledMatting(MattingNet):
         """MediaPipe's last layer (2x2 stride-2 transposed conv + bias) averaged over
         each 2x2 output block: exactly a 1x1 conv on the decoder features, so the
         stride-2 logits cost nothing at full resolution. Frozen with the layer it copies."""
-        kernel = self.graph.parameter_for(MEDIAPIPE_SEG_KERNEL)  # C_in x C_out x 2 x 2
+        kernel = self.graph.parameter_for(self.taps.seg_kernel)  # C_in x C_out x 2 x 2
+        bias = self.graph.constant_or_parameter(self.taps.seg_bias).reshape(-1)
         seg = nn.Conv2d(kernel.shape[0], kernel.shape[1], 1)
         with torch.no_grad():
-            seg.weight.copy_(kernel.mean(dim=(2, 3)).t()[:, :, None, None])
-            seg.bias.copy_(self.graph.parameter_for(MEDIAPIPE_SEG_BIAS))
+            seg.weight.copy_(kernel.mean(dim=(2, 3)).t()[:, :, None, None] * self.taps.logit_scale)
+            seg.bias.copy_(bias.expand(kernel.shape[1]) * self.taps.logit_scale)
         if any(p is kernel for p in self.frozen):
             seg.requires_grad_(False)
             self.frozen += list(seg.parameters())
@@ -208,19 +242,21 @@ class SeededDisentangledMatting(MattingNet):
         frozen = {id(p) for p in self.frozen}
         pretrained = list(self.graph.parameters()) + list(self.seg.parameters())
         return {
-            "trimap": [p for p in pretrained if id(p) not in frozen] + list(self.unknown.parameters()),
+            "pretrained": [p for p in pretrained if id(p) not in frozen],
+            "trimap": list(self.unknown.parameters()),
             "alpha": list(self.alpha.parameters()),
             "recurrent": list(self.temporal.parameters()),
         }
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
-        _, taps = self.graph(src.permute(0, 2, 3, 1), taps=(MEDIAPIPE_DECODER, MEDIAPIPE_SHALLOW))
-        decoder, shallow = taps[MEDIAPIPE_DECODER], taps[MEDIAPIPE_SHALLOW]
+        _, taps = self.graph(src.permute(0, 2, 3, 1), taps=(self.taps.decoder, self.taps.shallow), outputs=False)
+        decoder, shallow = taps[self.taps.decoder], taps[self.taps.shallow]
         # the heads and the matte stay at stride 2, where the decoder's features are:
         # every full-resolution op cost as much as a decoder layer, and the runtime's
         # guided upsampler enlarges the matte against the full frame anyway
-        seg = self.seg(decoder)  # B x 2 x H/2 x W/2: background, person logits
-        trimap, state = self.temporal(torch.cat([seg[:, :1], self.unknown(decoder), seg[:, 1:]], 1), decoder, state)
+        seg = self.seg(decoder)  # B x 1 x H/2 x W/2 (person) or B x 2 (background, person) logits
+        background = torch.zeros_like(seg) if self.taps.person_only else seg[:, :1]
+        trimap, state = self.temporal(torch.cat([background, self.unknown(decoder), seg[:, -1:]], 1), decoder, state)
         prob = channel_softmax(trimap)
         alpha_r = self.alpha(decoder, shallow, decoder)
         return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=state)
