@@ -88,13 +88,18 @@ def test_command_exports_an_engine_the_runtime_runs_like_torch(data, tmp_path):
 
 
 def test_refine_writes_the_shipped_manifest(tmp_path):
-    """training.refine's manifest for the shipped engine is the shipped file, given its provenance and numbers."""
+    """The exporter's manifest for the shipped refinement engine is the shipped file, given its provenance and numbers."""
+    from dataclasses import replace
     from pathlib import Path
 
     from livematte.manifest import load_manifest
-    from training.refine import refinement_manifest
+    from training.export import GraphModule, build_manifest, licence_text
 
     path = Path(__file__).resolve().parents[1] / "engines" / "refinement" / "lm-refine.json"
     shipped = load_manifest(path)
-    built = refinement_manifest("lm-refine", "lm-refine.onnx", dict(shipped.provenance), dict(shipped.metrics))
+    model = DIMRefinement(channels=8)
+    spec = model.engine_spec()
+    built = build_manifest("lm-refine", GraphModule(model, spec), None, dict(shipped.provenance),
+                           licence_text(spec, ["eg1800-train", "backgrounds"]))
+    built = replace(built, metrics=dict(shipped.metrics), speed=dict(shipped.speed))
     assert built.dump(tmp_path / "lm-refine.json").read_bytes() == path.read_bytes()

@@ -197,7 +197,7 @@ def test_pseudo_alpha_is_soft_only_in_the_band(tmp_path: Path) -> None:
 def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from training.data.clips import load_backgrounds
     from training.data.dataset import ClipDataset, Teacher
-    from training.export import export_engine
+    from training.export import export_run
     from training.train import clip_losses, configure_stage, split_portraits, train
 
     monkeypatch.setenv("LIVEMATTE_CACHE", str(tmp_path / "cache"))
@@ -234,11 +234,53 @@ def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatc
     assert any("resumed" in m for m in logs)
 
     # export: ONNX Runtime == torch within 1e-4 (checked inside), manifest valid against its graph
-    manifest_path = export_engine(run / "final.pt", "tiny-engine", tmp_path / "engines", "pytest")
+    manifest_path = export_run(run / "final.pt", "tiny-engine", tmp_path / "engines", "pytest")
     manifest = load_manifest(manifest_path)
     validate_against_graph(manifest)
     assert [s.input for s in manifest.state] == ["h_in", "c_in"]
     assert "research" in manifest.license
+
+
+def test_one_exporter_writes_a_multi_aspect_recurrent_engine_the_runtime_runs(tmp_path: Path) -> None:
+    # a model trained at several aspects: dynamic H/W, its sizes declared, state shapes per size,
+    # torch == ONNX Runtime at every size (checked inside), and the runtime picks each frame's size
+    from livematte.engine import Matter
+    from training.export import export_engine, licence_text
+
+    torch.manual_seed(0)
+    model = build_model("disentangled-mobile", hidden=8)
+    spec = model.engine_spec()
+    sizes = [(32, 64), (64, 48)]
+    path = export_engine(model, spec, "multi", tmp_path, sizes, {"training_command": "pytest"},
+                         licence_text(spec, ["eg1800-train"]), multiple_of=16)
+    manifest = load_manifest(path)
+    validate_against_graph(manifest)
+    assert manifest.input.sizes == tuple(sizes) and manifest.input.size is None
+    assert [s.shape for s in manifest.state] == [(1, 8, "H/16", "W/16")] * 2
+    assert "research use only" in manifest.license and "random values" in manifest.license
+    with Matter(manifest, scene_cut_threshold=None) as matter:
+        assert matter.infer(np.zeros((360, 640, 3), np.uint8)).alpha.shape == (360, 640)
+        assert matter._graph_size == (32, 64)
+        assert matter.infer(np.zeros((800, 600, 3), np.uint8)).alpha.shape == (800, 600)
+        assert matter._graph_size == (64, 48)
+
+
+def test_one_exporter_writes_single_image_and_refinement_families(tmp_path: Path) -> None:
+    from livematte.manifest import Role
+    from training.export import export_engine, licence_text
+    from training.models.dim import DIMRefinement
+
+    shm = build_model("shm-mobile")
+    spec = shm.engine_spec()
+    manifest = load_manifest(export_engine(shm, spec, "shm", tmp_path, [(64, 96)], {}, licence_text(spec, [])))
+    validate_against_graph(manifest)
+    assert manifest.state == () and manifest.input.size == (64, 96) and "Semantic Human Matting" in manifest.description
+    refine = DIMRefinement(channels=4)
+    spec = refine.engine_spec()
+    manifest = load_manifest(export_engine(refine, spec, "refine", tmp_path, None, {}, licence_text(spec, [])))
+    validate_against_graph(manifest)
+    assert manifest.role is Role.REFINEMENT and manifest.receptive_radius == DIMRefinement.receptive_radius()
+    assert manifest.input.size is None and manifest.coarse is not None
 
 
 def test_export_writes_the_shipped_manifest(tmp_path: Path) -> None:

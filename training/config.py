@@ -53,6 +53,9 @@ class TrainConfig:
     holdout: int = 64
     limit_portraits: int | None = None
     clip: dict[str, Any] = field(default_factory=dict)
+    #: weights to start from: the ``final.pt`` of another run of the same model
+    #: (a larger engine fine-tuned from the real-time one at higher resolution)
+    init_checkpoint: str | None = None
     #: (H, W) input sizes the engine is trained at and exported for, one per
     #: aspect ratio (the runtime picks the nearest to each frame's); empty:
     #: the single ``clip.size``

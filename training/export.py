@@ -1,13 +1,23 @@
-"""Export a trained model to an engine: ONNX graph + manifest.
+"""The one exporter: a trained model of any family -> engine (ONNX graph + manifest).
 
-    python -m training.export runs/lm-mobile-recurrent/final.pt --name lm-mobile-recurrent --out engines
+    python -m training.export runs/lm-realtime/final.pt --name lm-realtime --out engines
 
-The recurrent state becomes explicit graph inputs/outputs (the runtime feeds
-each frame's state into the next), shapes are static at the training
-resolution, opset 17 with ops TensorRT's ONNX parser takes. The export is
-checked before anything is written under the requested name: ONNX Runtime
-must reproduce torch within 1e-4 over several frames with the state carried,
-and the TensorRT op check must pass.
+Every family declares its :class:`~training.models.spec.EngineSpec` beside
+its class (matting or refinement, a coarse input, what its weights started
+from and under which licence); this module turns a model and its spec into
+a graph and a manifest written through :mod:`livematte.manifest`:
+
+- recurrent state becomes explicit graph inputs/outputs (``h_in``/``c_in``
+  -> ``h_out``/``c_out``: the runtime feeds each frame's state into the next);
+- an engine trained at one size gets a static graph of that size; one
+  trained at several aspect ratios (``sizes`` in its config) gets dynamic
+  H/W and declares its sizes, and the runtime picks the one nearest each
+  frame's aspect; a refinement stage runs at any size (tiles);
+- opset 17, ops TensorRT's ONNX parser takes.
+
+Nothing is written under the requested name unless the export checks out:
+ONNX Runtime must reproduce torch within 1e-4 at every declared size over
+several frames with the state carried, and the TensorRT op check must pass.
 """
 from __future__ import annotations
 
@@ -16,7 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,85 +37,127 @@ import torch
 from torch import Tensor, nn
 
 from livematte.errors import LivematteError
-from livematte.manifest import EngineManifest, InputSpec, OutputSpec, OutputsSpec, StateSpec, load_manifest
+from livematte.manifest import (CoarseSpec, EngineManifest, InputSpec, OutputSpec, OutputsSpec, Role, StateSpec,
+                                load_manifest)
 from livematte.onnx_check import check_model
 from livematte.torch_graph import OnnxTorchGraph
 
-from .config import REPO_ROOT, TrainConfig
+from .config import REPO_ROOT, StageConfig, TrainConfig
 from .models.base import MattingNet
 from .models.registry import build_model
+from .models.spec import EngineSpec
 
 OPSET = 17
 TOLERANCE = 1e-4
-
-LICENCE = (
-    "Code: Apache-2.0. Weights: Google's MediaPipe selfie segmentation (landscape), Apache-2.0, with heads "
-    "trained on EG1800 portraits (Shen et al. 2016), which carry no licence and are released for academic/research use "
-    "only: these weights are for research use."
-)
+#: refinement graphs run at any size: checked at sizes no stride divides
+FREE_CHECK_SIZES = ((37, 53), (64, 48))
 
 
-class ExportWrapper(nn.Module):
-    """(src, h, c) -> (alpha, trimap probabilities, h', c') with no Python state."""
+@dataclass(frozen=True)
+class DatasetCredit:
+    """What a data set is and the terms it came with."""
 
-    def __init__(self, model: MattingNet) -> None:
+    description: str
+    licence: str
+    research_only: bool = True
+
+
+#: every data set a shipped engine may have seen, by its folder under ../shared/data
+DATASETS = {
+    "eg1800-train": DatasetCredit(
+        "EG1800 training portraits (Shen et al. 2016): Flickr photos with the authors' hand-labelled person masks",
+        "no licence; released for academic/research use only"),
+    "backgrounds": DatasetCredit(
+        "192 background photos (Urban100, SUN/Hays80, Kodak24, McMaster) for re-composition",
+        "research data sets; research use"),
+    "davis-person": DatasetCredit("DAVIS 2016 person sequences with hand-labelled masks", "CC BY-NC 4.0"),
+}
+
+
+def licence_text(spec: EngineSpec, datasets: list[str]) -> str:
+    """The manifest's licence line: code, where the weights started, what they saw."""
+    seen = [DATASETS[name] for name in datasets]
+    parts = ["Code: Apache-2.0.", f"Weights initialised from: {spec.initialisation_licence or 'random values'}."]
+    parts.append("Trained on: " + "; ".join(f"{d.description.split(':')[0]} ({d.licence})" for d in seen) + ".")
+    if any(d.research_only for d in seen):
+        parts.append("These weights are for research use only.")
+    return " ".join(parts)
+
+
+class GraphModule(nn.Module):
+    """The model with the engine's flat signature: tensors in, tensors out, no Python state.
+
+    Matting: ``(src[, h, c]) -> (alpha, trimap probabilities[, h', c'])``;
+    refinement: ``(src, coarse) -> alpha``."""
+
+    def __init__(self, model: nn.Module, spec: EngineSpec) -> None:
         super().__init__()
         self.model = model
+        self.spec = spec
+        self.recurrent = bool(getattr(model, "recurrent", False))
+        if spec.role is Role.REFINEMENT:
+            self.input_names, self.output_names = ["src", "coarse"], ["alpha"]
+        else:
+            state = ["h", "c"] if self.recurrent else []
+            self.input_names = ["src"] + [f"{k}_in" for k in state]
+            self.output_names = ["alpha", "trimap"] + [f"{k}_out" for k in state]
 
-    def forward(self, src: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        out = self.model(src, (h, c))
-        h2, c2 = out["state"]
-        return out["alpha"], out["trimap_prob"], h2, c2
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        if self.spec.role is Role.REFINEMENT:
+            return (self.model(*inputs),)
+        out = self.model(inputs[0], (inputs[1], inputs[2]) if self.recurrent else None)
+        return (out["alpha"], out["trimap_prob"]) + (tuple(out["state"]) if self.recurrent else ())
+
+    @torch.no_grad()
+    def state_shape(self, size: tuple[int, int]) -> tuple[int, ...] | None:
+        """Shape of h/c for one frame of ``size`` (H, W), found by running the model once."""
+        if not self.recurrent:
+            return None
+        return tuple(self.model(torch.zeros(1, 3, *size))["state"][0].shape)
+
+    def example(self, size: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
+        """Random inputs of one frame at ``size``, zero state."""
+        feeds = [rng.random((1, 3, *size), dtype=np.float32)]
+        if self.spec.coarse:
+            feeds.append(rng.random((1, 1, *size), dtype=np.float32))
+        shape = self.state_shape(size)
+        if shape is not None:
+            feeds += [np.zeros(shape, np.float32)] * 2
+        return feeds
 
 
-def load_trained(checkpoint: Path) -> tuple[MattingNet, TrainConfig, dict[str, Any]]:
-    """Model (eval mode) and its config from a ``final.pt`` or ``checkpoint.pt``."""
-    blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    raw = dict(blob["config"])
-    raw["stages"] = []  # the schedule is history; only model settings matter here
-    cfg = TrainConfig(**raw)
-    model = build_model(cfg.model, **cfg.resolved_model_args())
-    model.load_state_dict(blob["model"])
-    return model.eval(), cfg, blob
-
-
-def state_shape(model: MattingNet, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Shape of h/c for one frame, found by running the model once."""
-    with torch.no_grad():
-        out = model(torch.zeros(1, 3, *size))
-    return tuple(out["state"][0].shape)  # type: ignore[return-value]
-
-
-def export_onnx(model: MattingNet, size: tuple[int, int], path: Path) -> tuple[int, ...]:
-    for module in model.modules():  # batch is 1 in the engine: keep Reshape targets constant
+def export_onnx(graph: GraphModule, sizes: list[tuple[int, int]] | None, path: Path) -> None:
+    """Write the graph: static at ``sizes[0]`` when it is the only size, else dynamic H/W."""
+    for module in graph.modules():  # batch is 1 in the engine: keep Reshape targets constant
         if isinstance(module, OnnxTorchGraph):
             module.free_batch = False
-    shape = state_shape(model, size)
-    wrapper = ExportWrapper(model).eval()
-    args = (torch.zeros(1, 3, *size), torch.zeros(shape), torch.zeros(shape))
+    size = sizes[0] if sizes else FREE_CHECK_SIZES[1]
+    example = tuple(torch.from_numpy(a) for a in graph.example(size, np.random.default_rng(0)))
+    dynamic = sizes is None or len(sizes) > 1
+    axes = {name: {2: "H", 3: "W"} for name in ("src", "coarse", "alpha", "trimap")}
+    axes.update({name: {2: "h", 3: "w"} for name in ("h_in", "c_in", "h_out", "c_out")})
+    names = graph.input_names + graph.output_names
     with torch.no_grad():
-        torch.onnx.export(wrapper, args, str(path), opset_version=OPSET, dynamo=False, do_constant_folding=True,
-                          input_names=["src", "h_in", "c_in"], output_names=["alpha", "trimap", "h_out", "c_out"])
-    return shape
+        torch.onnx.export(graph.eval(), example, str(path), opset_version=OPSET, dynamo=False, do_constant_folding=True,
+                          input_names=graph.input_names, output_names=graph.output_names,
+                          dynamic_axes={k: v for k, v in axes.items() if k in names} if dynamic else None)
 
 
-def max_difference(model: MattingNet, onnx_path: Path, size: tuple[int, int], frames: int = 4, seed: int = 0) -> float:
-    """Largest |torch - ONNX Runtime| over ``frames`` random frames with state carried."""
+def max_difference(graph: GraphModule, onnx_path: Path, sizes: list[tuple[int, int]] | None,
+                   frames: int = 4, seed: int = 0) -> float:
+    """Largest |torch - ONNX Runtime| over ``frames`` random frames per size, state carried."""
     rng = np.random.default_rng(seed)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    wrapper = ExportWrapper(model).eval()
-    shape = state_shape(model, size)
-    h = c = np.zeros(shape, np.float32)
-    th, tc = torch.zeros(shape), torch.zeros(shape)
+    state_at = len(graph.output_names) - (2 if graph.recurrent else 0)
     worst = 0.0
-    for _ in range(frames):
-        src = rng.random((1, 3, *size), dtype=np.float32)
-        got = session.run(None, {"src": src, "h_in": h, "c_in": c})
-        with torch.no_grad():
-            want = [t.numpy() for t in wrapper(torch.from_numpy(src), th, tc)]
-        worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, want)))
-        h, c = got[2], got[3]
-        th, tc = torch.from_numpy(want[2]), torch.from_numpy(want[3])
+    for size in sizes or FREE_CHECK_SIZES:
+        feeds = graph.example(size, rng)
+        for _ in range(frames):
+            got = session.run(None, dict(zip(graph.input_names, feeds)))
+            with torch.no_grad():
+                want = [t.numpy() for t in graph(*(torch.from_numpy(a) for a in feeds))]
+            worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, want)))
+            feeds = graph.example(size, rng)[: len(feeds) - (2 if graph.recurrent else 0)] + want[state_at:]
     return worst
 
 
@@ -116,56 +168,55 @@ def git_revision() -> str:
         return "unknown"
 
 
-def build_manifest(name: str, cfg: TrainConfig, size: tuple[int, int], shape: tuple[int, ...],
-                   training_command: str) -> EngineManifest:
-    """The manifest of an exported recurrent engine at graph ``size`` (H, W) with state ``shape``."""
-    stride_h, stride_w = size[0] // shape[2], size[1] // shape[3]
-    provenance: dict[str, Any] = {
-        "model": cfg.model,
-        "training_data": [
-            "EG1800 training portraits (1,339 Flickr photos with the authors' hand-labelled person masks; "
-            f"the last {cfg.holdout} ids held out), masks turned into soft alphas by closed-form matting in a band",
-            "192 background photos (Urban100, SUN/Hays80, Kodak24, McMaster) for re-composition, plus generated backgrounds",
-            "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
-        ],
-        **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
-           if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
-        "initialisation": "encoder and trimap decoder are MediaPipe selfie segmentation (landscape) weights, "
-                          f"frozen up to tensor {cfg.model_args.get('freeze_until')!r}",
-        "training_command": training_command,
-        "git_revision": git_revision(),
-    }
+def build_manifest(name: str, graph: GraphModule, sizes: list[tuple[int, int]] | None, provenance: dict[str, Any],
+                   licence: str, multiple_of: int = 1) -> EngineManifest:
+    """The manifest of ``graph`` exported at ``sizes`` (None: any size)."""
+    spec = graph.spec
+    state: tuple[StateSpec, ...] = ()
+    probe = sizes[0] if sizes else FREE_CHECK_SIZES[1]
+    shape = graph.state_shape(probe)
+    if shape is not None:
+        stride_h, stride_w = probe[0] // shape[2], probe[1] // shape[3]
+        state = tuple(StateSpec(input=f"{k}_in", output=f"{k}_out", shape=(1, shape[1], f"H/{stride_h}", f"W/{stride_w}"))
+                      for k in ("h", "c"))
+    if spec.role is Role.REFINEMENT:
+        image = InputSpec(name="src", layout="NCHW")
+        outputs = OutputsSpec(alpha=OutputSpec("alpha", "NCHW", channel=0))
+        description = spec.family
+    else:
+        static = sizes is not None and len(sizes) == 1
+        image = InputSpec(name="src", layout="NCHW", size=sizes[0] if static else None,
+                          sizes=() if static or sizes is None else tuple(sizes), multiple_of=1 if static else multiple_of)
+        outputs = OutputsSpec(alpha=OutputSpec("alpha", "NCHW", channel=0), trimap=OutputSpec("trimap", "NCHW"))
+        at = (f"{sizes[0][1]}x{sizes[0][0]} internal" if static else
+              "internal " + ", ".join(f"{w}x{h}" for h, w in sizes) + " (nearest the frame's aspect)")
+        description = f"Real-time human matting: {spec.family}, {at}"
     return EngineManifest(
-        name=name,
-        onnx=f"{name}.onnx",
-        description=f"Real-time recurrent human matting ({cfg.model}), {size[1]}x{size[0]} internal, ConvLSTM state",
-        input=InputSpec(name="src", layout="NCHW", size=(size[0], size[1])),
-        state=tuple(StateSpec(input=f"{k}_in", output=f"{k}_out",
-                              shape=(1, shape[1], f"H/{stride_h}", f"W/{stride_w}")) for k in ("h", "c")),
-        outputs=OutputsSpec(alpha=OutputSpec("alpha", "NCHW", channel=0),
-                            trimap=OutputSpec("trimap", "NCHW")),
-        provenance=provenance,
-        license=LICENCE,
-    )
+        name=name, onnx=f"{name}.onnx", description=description, role=spec.role, input=image, state=state,
+        coarse=CoarseSpec(name="coarse", layout="NCHW") if spec.coarse else None,
+        receptive_radius=spec.receptive_radius, outputs=outputs, provenance=provenance, license=licence)
 
 
-def export_engine(checkpoint: Path, name: str, out_dir: Path, training_command: str) -> Path:
-    """Export, verify, then move ONNX + manifest into ``out_dir`` (only if all checks pass)."""
-    model, cfg, _ = load_trained(checkpoint)
-    size = cfg.clip_config(1).size
+def export_engine(model: nn.Module, spec: EngineSpec, name: str, out_dir: Path, sizes: list[tuple[int, int]] | None,
+                  provenance: dict[str, Any], licence: str, multiple_of: int = 1) -> Path:
+    """Export, verify, then move ONNX + manifest into ``out_dir`` (only if every check passes).
+
+    Measured numbers (``metrics``, ``speed``) of an earlier engine of the same
+    name are kept: they are rewritten by ``training.evaluate --record``."""
+    graph = GraphModule(model.eval(), spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         onnx_tmp = Path(tmp) / f"{name}.onnx"
-        shape = export_onnx(model, size, onnx_tmp)
-        worst = max_difference(model, onnx_tmp, size)
+        export_onnx(graph, sizes, onnx_tmp)
+        worst = max_difference(graph, onnx_tmp, sizes)
         if worst > TOLERANCE:
             raise RuntimeError(f"ONNX Runtime differs from torch by {worst:.2e} (> {TOLERANCE:.0e})")
         problems = check_model(onnx.load(str(onnx_tmp)))
         if problems:
             raise RuntimeError("TensorRT compatibility: " + "; ".join(str(p) for p in problems))
-        manifest = build_manifest(name, cfg, size, shape, training_command)
+        manifest = build_manifest(name, graph, sizes, provenance, licence, multiple_of)
         previous = out_dir / f"{name}.json"
-        if previous.exists():  # keep measured numbers of an earlier export of the same engine
+        if previous.exists():
             old = load_manifest(previous)
             manifest = replace(manifest, metrics=old.metrics, speed=old.speed)
         manifest_tmp = manifest.dump(Path(tmp) / f"{name}.json")
@@ -176,6 +227,54 @@ def export_engine(checkpoint: Path, name: str, out_dir: Path, training_command: 
     return out_dir / f"{name}.json"
 
 
+# --- runs of training.train ---------------------------------------------------
+
+def load_trained(checkpoint: Path) -> tuple[MattingNet, TrainConfig, dict[str, Any]]:
+    """Model (eval mode) and its config from a ``final.pt`` or ``checkpoint.pt``."""
+    blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    raw = dict(blob["config"])
+    raw["stages"] = [StageConfig(**stage) for stage in raw["stages"]]
+    cfg = TrainConfig(**raw)
+    model = build_model(cfg.model, **cfg.resolved_model_args())
+    model.load_state_dict(blob["model"])
+    return model.eval(), cfg, blob
+
+
+def run_datasets(cfg: TrainConfig) -> list[str]:
+    """The ../shared/data folders a run read (credited in its engine)."""
+    return [cfg.resolve(path).name for path in (cfg.portraits, cfg.backgrounds)]
+
+
+def run_provenance(cfg: TrainConfig, spec: EngineSpec, training_command: str) -> dict[str, Any]:
+    portraits = cfg.resolve(cfg.portraits).name
+    labels = ("soft alphas by closed-form matting in a band around the mask" if cfg.labels == "closed-form" else
+              "soft alphas from the MODNet teacher (Apache-2.0) fused with the masks")
+    return {
+        "model": cfg.model,
+        "training_data": [
+            f"{portraits}: {DATASETS[portraits].description} (the last {cfg.holdout} ids held out); masks turned into {labels}",
+            f"{cfg.resolve(cfg.backgrounds).name}: {DATASETS[cfg.resolve(cfg.backgrounds).name].description}, "
+            "plus generated backgrounds",
+            "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
+        ],
+        **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
+           if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
+        "initialisation": spec.initialisation,
+        "training_command": training_command,
+        "git_revision": git_revision(),
+    }
+
+
+def export_run(checkpoint: Path, name: str, out_dir: Path, training_command: str) -> Path:
+    """Export a ``training.train`` checkpoint at the sizes its config trained."""
+    model, cfg, _ = load_trained(checkpoint)
+    spec = model.engine_spec()
+    sizes = cfg.input_sizes()
+    multiple_of = int(np.gcd.reduce([d for size in sizes for d in size])) if len(sizes) > 1 else 1
+    return export_engine(model, spec, name, out_dir, sizes, run_provenance(cfg, spec, training_command),
+                         licence_text(spec, run_datasets(cfg)), multiple_of)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Export a trained checkpoint to an engine (ONNX + manifest).")
     ap.add_argument("checkpoint", type=Path, help="final.pt or checkpoint.pt of a training run")
@@ -184,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--training-command", default="", help="recorded in the manifest's provenance")
     args = ap.parse_args(argv)
     try:
-        export_engine(args.checkpoint, args.name, args.out, args.training_command)
+        export_run(args.checkpoint, args.name, args.out, args.training_command)
     except (OSError, RuntimeError, KeyError, ValueError, LivematteError) as exc:
         sys.exit(f"export: error: {exc}")
 

@@ -24,18 +24,17 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from livematte.manifest import CoarseSpec, EngineManifest, InputSpec, OutputSpec, OutputsSpec, Role
+from livematte.manifest import load_manifest
 from livematte.metrics import evaluate_pair
 from livematte.quality.band import UNKNOWN, trimap_from_alpha
 from livematte.quality.refine import Refiner
 from training.data.pseudo_alpha import build_cache, default_cache_dir
-from training.export import git_revision
+from training.export import export_engine, git_revision, licence_text
 from training.models.dim import DIMRefinement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,53 +207,6 @@ def train(model: DIMRefinement, samples: list[Sample], backgrounds: list[np.ndar
     return losses
 
 
-def export_onnx(model: DIMRefinement, path: Path, tolerance: float = 1e-4) -> float:
-    """Export with dynamic H/W (opset 17) and return the max |ORT - torch| on a test input.
-
-    Raises if the difference exceeds ``tolerance``: a graph that computes
-    something else than the trained model must not be shipped.
-    """
-    import onnxruntime as ort
-
-    model.eval()
-    image, coarse = torch.rand(1, 3, 48, 64), torch.rand(1, 1, 48, 64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        model, (image, coarse), str(path), opset_version=17, dynamo=False,
-        input_names=["src", "coarse"], output_names=["alpha"],
-        dynamic_axes={name: {2: "H", 3: "W"} for name in ("src", "coarse", "alpha")},
-    )
-    test_image, test_coarse = torch.rand(1, 3, 37, 53), torch.rand(1, 1, 37, 53)
-    with torch.no_grad():
-        expected = model(test_image, test_coarse).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(["alpha"], {"src": test_image.numpy(), "coarse": test_coarse.numpy()})
-    diff = float(np.abs(got - expected).max())
-    if diff > tolerance:
-        raise RuntimeError(f"exported graph differs from torch by {diff:.2e} (> {tolerance:.0e})")
-    return diff
-
-
-def refinement_manifest(name: str, onnx_name: str, provenance: dict[str, Any],
-                        metrics: dict[str, Any]) -> EngineManifest:
-    """The engine manifest: an ordinary one with role ``refinement``, its coarse input and halo."""
-    return EngineManifest(
-        name=name,
-        role=Role.REFINEMENT,
-        onnx=onnx_name,
-        description="DIM-style refinement stage: image + coarse alpha -> refined alpha (quality mode)",
-        input=InputSpec(name="src", layout="NCHW"),
-        coarse=CoarseSpec(name="coarse", layout="NCHW"),
-        receptive_radius=DIMRefinement.receptive_radius(),
-        outputs=OutputsSpec(alpha=OutputSpec("alpha", "NCHW", channel=0)),
-        provenance=provenance,
-        metrics=metrics,
-        license=("Apache-2.0 code; weights trained on research-only data (EG1800 portraits with "
-                 "closed-form pseudo alphas, background photos from Urban100/SUN/Kodak/McMaster): "
-                 "research use only"),
-    )
-
-
 def held_out_pairs(name: str, extension: str):
     """(name, RGB uint8, GT alpha uint8) of one held-out set."""
     folder = SHARED_DATA / name
@@ -317,25 +269,22 @@ def main(argv: list[str] | None = None) -> int:
                    max_zoom=args.max_zoom)
     seconds = time.monotonic() - start
 
-    onnx_path = args.out.with_suffix(".onnx")
-    diff = export_onnx(model, onnx_path)
-    print(f"exported {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KB), ORT vs torch max diff {diff:.1e}",
-          file=sys.stderr)
+    spec = model.engine_spec()
     provenance = {
         "training_data": [f"eg1800-train: first {len(samples)} portraits, closed-form pseudo alphas "
                           "(training.data.pseudo_alpha) composited over shared/data/backgrounds",
                           "research-only data"],
         "training_command": "python -m training.refine " + " ".join(sys.argv[1:] if argv is None else argv),
         "git_revision": git_revision(),
-        "initialisation": "random, residual head zero (identity)",
+        "initialisation": spec.initialisation,
         "steps": args.steps, "train_seconds": round(seconds, 1),
         "final_loss": float(np.mean(losses[-100:])),
         "machine": "CPU, torch threads=%d" % args.threads,
         "metrics_note": METRICS_NOTE,
     }
-    manifest_path = args.out.with_suffix(".json")
-    manifest = refinement_manifest(manifest_path.stem, onnx_path.name, provenance, {})
-    manifest.dump(manifest_path)
+    manifest_path = export_engine(model, spec, args.out.name, args.out.parent, None, provenance,
+                                  licence_text(spec, ["eg1800-train", "backgrounds"]))
+    manifest = load_manifest(manifest_path)
     if not args.no_eval:
         metrics = evaluate_held_out(Refiner(manifest_path))
         replace(manifest, metrics=metrics).dump(manifest_path)

@@ -202,6 +202,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
     progress = Progress()
     ckpt_path = out / CHECKPOINT
     state = None
+    if cfg.init_checkpoint:
+        model.load_state_dict(torch.load(cfg.resolve(cfg.init_checkpoint), map_location=dev, weights_only=False)["model"])
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])

@@ -5,6 +5,8 @@ from typing import TypedDict
 
 from torch import Tensor, nn
 
+from .spec import EngineSpec
+
 State = tuple[Tensor, Tensor] | None
 
 
@@ -41,5 +43,9 @@ class MattingNet(nn.Module):
         raise NotImplementedError
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def engine_spec(self) -> EngineSpec:  # pragma: no cover - interface
+        """How this family's engine is described and credited (see :mod:`.spec`)."""
         raise NotImplementedError
 

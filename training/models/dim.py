@@ -21,6 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from livematte.manifest import Role
+
+from .spec import EngineSpec
+
 Tensor = torch.Tensor
 
 
@@ -55,6 +59,11 @@ class DIMRefinement(nn.Module):
     def receptive_radius(cls) -> int:
         """Pixels of context each output pixel sees on every side."""
         return sum(cls.DILATIONS)
+
+    def engine_spec(self) -> EngineSpec:
+        return EngineSpec("DIM-style refinement stage: image + coarse alpha -> refined alpha (quality mode)",
+                          "random, residual head zero (identity)", role=Role.REFINEMENT, coarse=True,
+                          receptive_radius=self.receptive_radius())
 
     def forward(self, image: Tensor, coarse: Tensor) -> Tensor:
         residual = self.body(torch.cat([image, coarse], dim=1))

@@ -34,6 +34,7 @@ from livematte.torch_graph import OnnxTorchGraph
 from .backbone import MobileEncoder
 from .base import MattingNet, MattingOutput, State
 from .blocks import ConvBNAct, ConvLSTMCell, GlobalConv, SeparableConv, SubPixelUp, channel_softmax, fuse, upsample_to
+from .spec import RANDOM_INITIALISATION, EngineSpec
 
 
 class RecurrentBottleneck(nn.Module):
@@ -135,6 +136,9 @@ class DisentangledMatting(MattingNet):
         taken = {id(p) for p in alpha + recurrent}
         return {"trimap": [p for p in self.parameters() if id(p) not in taken], "alpha": alpha, "recurrent": recurrent}
 
+    def engine_spec(self) -> EngineSpec:
+        return EngineSpec("disentangled matting (trimap + alpha decoders, ConvLSTM state)", RANDOM_INITIALISATION)
+
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
         s2, s4, s8, s16 = self.encoder(src)
         s16, state = self.bottleneck(s16, state)
@@ -212,6 +216,8 @@ class SeededDisentangledMatting(MattingNet):
         super().__init__()
         if seed not in SEED_GRAPHS:
             raise ValueError(f"unknown seed graph {seed!r}; choose from {sorted(SEED_GRAPHS)}")
+        self.seed_name = seed
+        self.freeze_until = freeze_until
         self.taps = SEED_GRAPHS[seed]
         self.graph = OnnxTorchGraph(teacher_onnx, free_batch=True, size_free=size_free)
         self.frozen = self.graph.parameters_up_to(freeze_until) if freeze_until else []
@@ -247,6 +253,13 @@ class SeededDisentangledMatting(MattingNet):
             "alpha": list(self.alpha.parameters()),
             "recurrent": list(self.temporal.parameters()),
         }
+
+    def engine_spec(self) -> EngineSpec:
+        kept = f"frozen up to tensor {self.freeze_until!r}" if self.freeze_until else "fine-tuned"
+        return EngineSpec(
+            "disentangled matting on a MediaPipe encoder (trimap + alpha heads, ConvLSTM state)",
+            f"encoder and trimap decoder are MediaPipe selfie segmentation ({self.seed_name}) weights, {kept}",
+            "Apache-2.0 (Google MediaPipe selfie segmentation)")
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
         _, taps = self.graph(src.permute(0, 2, 3, 1), taps=(self.taps.decoder, self.taps.shallow), outputs=False)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from .backbone import MobileEncoder
 from .base import MattingNet, MattingOutput, State
 from .blocks import ConvBNAct, GlobalConv, channel_softmax, fuse, upsample_to
+from .spec import RANDOM_INITIALISATION, EngineSpec
 
 
 class TNet(nn.Module):
@@ -76,6 +77,9 @@ class SHM(MattingNet):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"trimap": list(self.tnet.parameters()), "alpha": list(self.mnet.parameters()), "recurrent": []}
+
+    def engine_spec(self) -> EngineSpec:
+        return EngineSpec("Semantic Human Matting (T-Net + M-Net + fusion)", RANDOM_INITIALISATION)
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
         trimap = self.tnet(src)
