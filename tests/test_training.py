@@ -283,21 +283,25 @@ def test_one_exporter_writes_single_image_and_refinement_families(tmp_path: Path
     assert manifest.input.size is None and manifest.coarse is not None
 
 
-def test_export_writes_the_shipped_manifest(tmp_path: Path) -> None:
-    """What training.export writes for the shipped config is the shipped manifest, save the
+@needs_data
+def test_export_writes_the_shipped_manifest() -> None:
+    """What training.export writes for the default engine's config is the shipped manifest, save the
     revision it records and the numbers measured later."""
     from dataclasses import replace
 
-    from training.export import build_manifest
+    from livematte.registry import DEFAULT_ENGINE
+    from training.export import GraphModule, build_manifest, run_export_args
 
-    shipped = load_manifest(REPO / "engines" / "lm-mobile-recurrent.json")
-    cfg = TrainConfig.load(REPO / "training" / "configs" / "lm-mobile-recurrent.json")
-    built = build_manifest("lm-mobile-recurrent", cfg, cfg.clip_config(1).size, (1, 16, 18, 32),
-                           shipped.provenance["training_command"])
+    path = REPO / "engines" / f"{DEFAULT_ENGINE}.json"
+    shipped = load_manifest(path)
+    cfg = TrainConfig.load(REPO / "training" / "configs" / f"{DEFAULT_ENGINE}.json")
+    model = build_model(cfg.model, **cfg.resolved_model_args())
+    spec = model.engine_spec()
+    args = run_export_args(cfg, spec, shipped.provenance["training_command"])
+    built = build_manifest(DEFAULT_ENGINE, GraphModule(model, spec), **args)
     built = replace(built, provenance={**built.provenance, "git_revision": shipped.provenance["git_revision"]},
                     metrics=shipped.metrics, speed=shipped.speed)
-    written = built.dump(tmp_path / "lm-mobile-recurrent.json")
-    assert written.read_bytes() == (REPO / "engines" / "lm-mobile-recurrent.json").read_bytes()
+    assert built.to_dict() == shipped.to_dict()
 
 
 def test_evaluate_record_rewrites_only_the_measured_metrics_and_speed(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ class StageConfig:
     ``train`` names the parameter groups that learn in this stage
     (``trimap``, ``alpha``, ``recurrent``); ``losses`` maps loss names to
     weights (``trimap``, ``alpha``, ``alpha_unknown``, ``comp``, ``temporal``,
-    ``distill``); with ``uncertainty`` the trimap and alpha terms are
+    ``distill``, ``segmentation``: the matte against the hand-labelled masks); with ``uncertainty`` the trimap and alpha terms are
     balanced by learned variances instead of their fixed weights.
     ``lr_scale`` multiplies ``lr`` per group (e.g. ``{"pretrained": 0.1}``:
     pretrained weights fine-tuned gently while new heads learn fast)."""

@@ -17,7 +17,9 @@ a graph and a manifest written through :mod:`livematte.manifest`:
 
 Nothing is written under the requested name unless the export checks out:
 ONNX Runtime must reproduce torch within 1e-4 at every declared size over
-several frames with the state carried, and the TensorRT op check must pass.
+several frames with the state carried, and the TensorRT op check must pass
+with the optimisation profile the TensorRT backend will build from the
+manifest.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from torch import Tensor, nn
 from livematte.errors import LivematteError
 from livematte.manifest import (CoarseSpec, EngineManifest, InputSpec, OutputSpec, OutputsSpec, Role, StateSpec,
                                 load_manifest)
-from livematte.onnx_check import check_model
+from livematte.onnx_check import check_model, profiled_inputs
 from livematte.torch_graph import OnnxTorchGraph
 
 from .config import REPO_ROOT, StageConfig, TrainConfig
@@ -211,10 +213,10 @@ def export_engine(model: nn.Module, spec: EngineSpec, name: str, out_dir: Path, 
         worst = max_difference(graph, onnx_tmp, sizes)
         if worst > TOLERANCE:
             raise RuntimeError(f"ONNX Runtime differs from torch by {worst:.2e} (> {TOLERANCE:.0e})")
-        problems = check_model(onnx.load(str(onnx_tmp)))
+        manifest = build_manifest(name, graph, sizes, provenance, licence, multiple_of)
+        problems = check_model(onnx.load(str(onnx_tmp)), profiled_inputs(manifest))
         if problems:
             raise RuntimeError("TensorRT compatibility: " + "; ".join(str(p) for p in problems))
-        manifest = build_manifest(name, graph, sizes, provenance, licence, multiple_of)
         previous = out_dir / f"{name}.json"
         if previous.exists():
             old = load_manifest(previous)
@@ -265,14 +267,20 @@ def run_provenance(cfg: TrainConfig, spec: EngineSpec, training_command: str) ->
     }
 
 
+def run_export_args(cfg: TrainConfig, spec: EngineSpec, training_command: str) -> dict[str, Any]:
+    """What :func:`export_engine` and :func:`build_manifest` take for a run of ``cfg``,
+    besides the model and the name: its sizes, provenance, licence and size multiple."""
+    sizes = cfg.input_sizes()
+    return {"sizes": sizes, "provenance": run_provenance(cfg, spec, training_command),
+            "licence": licence_text(spec, run_datasets(cfg)),
+            "multiple_of": int(np.gcd.reduce([d for size in sizes for d in size])) if len(sizes) > 1 else 1}
+
+
 def export_run(checkpoint: Path, name: str, out_dir: Path, training_command: str) -> Path:
     """Export a ``training.train`` checkpoint at the sizes its config trained."""
     model, cfg, _ = load_trained(checkpoint)
     spec = model.engine_spec()
-    sizes = cfg.input_sizes()
-    multiple_of = int(np.gcd.reduce([d for size in sizes for d in size])) if len(sizes) > 1 else 1
-    return export_engine(model, spec, name, out_dir, sizes, run_provenance(cfg, spec, training_command),
-                         licence_text(spec, run_datasets(cfg)), multiple_of)
+    return export_engine(model, spec, name, out_dir, **run_export_args(cfg, spec, training_command))
 
 
 def main(argv: list[str] | None = None) -> None:

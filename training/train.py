@@ -126,6 +126,8 @@ def clip_losses(model: MattingNet, batch: dict[str, torch.Tensor], stage: StageC
         terms["trimap"] = L.trimap_loss(trimap_logits, target)
     if w.get("alpha"):
         terms["alpha"] = L.alpha_prediction_loss(alpha, gt_flat)
+    if w.get("segmentation"):  # the hand-labelled masks: where the person is, with the labeller's edges
+        terms["segmentation"] = L.alpha_prediction_loss(alpha, batch["mask"].flatten(0, 1))
     if w.get("alpha_unknown"):
         terms["alpha_unknown"] = L.alpha_prediction_loss(alpha_r, gt_flat, (target == 1).unsqueeze(1).float())
     if w.get("comp"):
@@ -226,7 +228,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
             optimizer.load_state_dict(state["optimizer"])
         dataset = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), stage.steps * stage.batch,
                               seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None,
-                              sizes=cfg.input_sizes(), batch=stage.batch)
+                              sizes=cfg.input_sizes(), batch=stage.batch, masks=masks if masks.is_dir() else None)
         remaining = Subset(dataset, range(progress.step * stage.batch, len(dataset)))
         loader = DataLoader(remaining, batch_size=stage.batch, num_workers=cfg.workers, shuffle=False,
                             persistent_workers=False, prefetch_factor=4 if cfg.workers else None)

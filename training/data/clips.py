@@ -100,27 +100,42 @@ def _interp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 @dataclass
 class Portrait:
-    """One portrait in memory: working-resolution RGB image, foreground, alpha (float32 [0, 1])."""
+    """One portrait in memory: working-resolution RGB image, foreground, soft alpha and
+    binary hand-labelled mask (float32 [0, 1])."""
 
     image: np.ndarray
     foreground: np.ndarray
     alpha: np.ndarray
+    mask: np.ndarray
 
     @classmethod
-    def load(cls, paths: PseudoAlpha) -> "Portrait":
+    def load(cls, paths: PseudoAlpha, masks: Path | None = None) -> "Portrait":
+        """``masks``: the folder of the hand-labelled masks; without it the mask is the soft alpha thresholded."""
         image = cv2.imread(str(paths.image), cv2.IMREAD_COLOR)[:, :, ::-1]
         fg = cv2.imread(str(paths.foreground), cv2.IMREAD_COLOR)[:, :, ::-1]
         alpha = cv2.imread(str(paths.alpha), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
-        return cls(np.ascontiguousarray(image), np.ascontiguousarray(fg), alpha)
+        if masks is None:
+            mask = (alpha >= 0.5).astype(np.float32)
+        else:
+            hand = cv2.imread(str(masks / f"{paths.stem}.png"), cv2.IMREAD_GRAYSCALE)
+            mask = (cv2.resize(hand, alpha.shape[::-1], interpolation=cv2.INTER_AREA) > 127).astype(np.float32)
+        return cls(np.ascontiguousarray(image), np.ascontiguousarray(fg), alpha, mask)
+
+    def mirrored(self) -> "Portrait":
+        return Portrait(self.image[:, ::-1], self.foreground[:, ::-1], self.alpha[:, ::-1], self.mask[:, ::-1])
 
 
 class ClipSynthesizer:
     """Makes one clip: frames, alphas, true foreground/background and flags."""
 
-    def __init__(self, portraits: list[PseudoAlpha], backgrounds: list[np.ndarray], config: ClipConfig) -> None:
+    def __init__(self, portraits: list[PseudoAlpha], backgrounds: list[np.ndarray], config: ClipConfig,
+                 masks: Path | None = None) -> None:
+        """``masks``: the hand-labelled masks' folder (each clip's ``mask``, the
+        segmentation target); without it, the soft alphas thresholded."""
         self.portraits = portraits
         self.backgrounds = backgrounds
         self.cfg = config
+        self.masks = masks
 
     def clip(self, rng: np.random.Generator, size: CanvasSize | None = None) -> dict[str, np.ndarray]:
         """One clip on a canvas of ``size`` (H, W; default: the config's)."""
@@ -137,9 +152,9 @@ class ClipSynthesizer:
         return frames
 
     def _one_shot(self, rng: np.random.Generator, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
-        portrait = Portrait.load(self.portraits[int(rng.integers(len(self.portraits)))])
+        portrait = Portrait.load(self.portraits[int(rng.integers(len(self.portraits)))], self.masks)
         if rng.random() < 0.5:
-            portrait = Portrait(portrait.image[:, ::-1], portrait.foreground[:, ::-1], portrait.alpha[:, ::-1])
+            portrait = portrait.mirrored()
         if rng.random() < self.cfg.p_composite:
             out = self._composite(rng, portrait, length, size)
         else:
@@ -185,18 +200,18 @@ class ClipSynthesizer:
         start = np.array([scale, cx, bottom - person_h / 2, rng.uniform(-6, 6)])
         jitter = np.array([0.12 * scale, 0.12 * w, 0.06 * h, 6.0])
         bgs = self._background(rng, length, size)
-        frames, alphas, fgs = [], [], []
+        alphas, masks, fgs = [], [], []
         for (s, x, y, angle), bg in zip(self._motion(rng, length, start, jitter), bgs):
             m = _affine(s, angle, (pw / 2, ph / 2), (x, y))
-            a = cv2.warpAffine(p.alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-            f = cv2.warpAffine(p.foreground, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            alphas.append(a)
-            fgs.append(f)
+            alphas.append(cv2.warpAffine(p.alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0))
+            masks.append(cv2.warpAffine(p.mask, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0))
+            fgs.append(cv2.warpAffine(p.foreground, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
         fg = np.stack(fgs).astype(np.float32) / 255
         bg = np.stack(bgs).astype(np.float32) / 255
         alpha = np.stack(alphas)[..., None]
         src = alpha * fg + (1 - alpha) * bg
-        return {"src": src, "alpha": alpha, "fg": fg, "bg": bg, "has_fb": np.array(1.0, np.float32)}
+        return {"src": src, "alpha": alpha, "mask": np.stack(masks)[..., None], "fg": fg, "bg": bg,
+                "has_fb": np.array(1.0, np.float32)}
 
     def _photo(self, rng: np.random.Generator, p: Portrait, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
         h, w = size
@@ -209,7 +224,7 @@ class ClipSynthesizer:
             win_h = win_w * h / w
         start = np.array([rng.uniform(win_w / 2, pw - win_w / 2 + 1e-3), rng.uniform(win_h / 2, ph - win_h / 2 + 1e-3), 1.0, rng.uniform(-6, 6)])
         jitter = np.array([0.08 * pw, 0.08 * ph, 0.1, 3.0])
-        frames, alphas = [], []
+        frames, alphas, masks = [], [], []
         for cx, cy, zoom, angle in self._motion(rng, length, start, jitter):
             sx, sy = w / (win_w / zoom), h / (win_h / zoom)
             m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
@@ -217,9 +232,11 @@ class ClipSynthesizer:
             m[:, 2] += np.array([w / 2, h / 2]) - np.diag([sx, sy]) @ np.array([cx, cy])
             frames.append(cv2.warpAffine(p.image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
             alphas.append(cv2.warpAffine(p.alpha, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
+            masks.append(cv2.warpAffine(p.mask, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
         src = np.stack(frames).astype(np.float32) / 255
         zeros = np.zeros_like(src)
-        return {"src": src, "alpha": np.stack(alphas)[..., None], "fg": zeros, "bg": zeros, "has_fb": np.array(0.0, np.float32)}
+        return {"src": src, "alpha": np.stack(alphas)[..., None], "mask": np.stack(masks)[..., None],
+                "fg": zeros, "bg": zeros, "has_fb": np.array(0.0, np.float32)}
 
     # -- photometry ------------------------------------------------------------------
     def _photometric(self, rng: np.random.Generator, out: dict[str, np.ndarray]) -> None:
@@ -240,7 +257,7 @@ class ClipSynthesizer:
             kernel[k // 2] = 1.0 / k
             kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1), (k, k))
             kernel /= kernel.sum()
-            for key in ("src", "alpha"):
+            for key in ("src", "alpha", "mask"):
                 out[key] = np.stack([cv2.filter2D(f, -1, kernel).reshape(f.shape) for f in out[key]])
         sigma = rng.uniform(0, self.cfg.max_noise) / 255
         out["src"] = np.clip(out["src"] + rng.normal(0, sigma, out["src"].shape).astype(np.float32), 0, 1)

@@ -49,10 +49,12 @@ class ClipDataset(Dataset):
         teacher: Teacher | None = None,
         sizes: list[tuple[int, int]] | None = None,
         batch: int = 1,
+        masks: Path | None = None,
     ) -> None:
         """``sizes``: canvas sizes taken in turn, one per ``batch`` consecutive
-        indices (a batch shares one size; default: the config's size)."""
-        self.synth = ClipSynthesizer(portraits, backgrounds, config)
+        indices (a batch shares one size; default: the config's size);
+        ``masks``: the hand-labelled masks' folder (:class:`ClipSynthesizer`)."""
+        self.synth = ClipSynthesizer(portraits, backgrounds, config, masks)
         self.length = length
         self.seed = seed
         self.teacher = teacher
