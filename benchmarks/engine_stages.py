@@ -1,7 +1,7 @@
 """Per-stage cost of the matting engine and the compositor at 720p and 1080p.
 
-Engine: for each engine (the installed default if present, and the peer
-models in ../shared/peers through the manifests of livematte.peers), the mean milliseconds per
+Engine: for each engine (every installed engine, and the peer models in
+../shared/peers through the manifests of livematte.peers), the mean milliseconds per
 frame of each ``Matter`` stage (preprocess, inference, postprocess,
 upsample) on a real portrait from ../shared/data (or the scikit-image
 astronaut when that is absent), CPU backend.
@@ -9,7 +9,7 @@ astronaut when that is absent), CPU backend.
 Compositor: mean milliseconds per ``Compositor.compose`` for each
 background kind, with and without colour decontamination.
 
-    python benchmarks/engine_stages.py [--frames 20] [--threads N]
+    python benchmarks/engine_stages.py [--frames 20] [--threads N] [--peers selfie mediapipe]
 """
 from __future__ import annotations
 
@@ -54,11 +54,11 @@ def portrait_and_alpha() -> tuple[np.ndarray, np.ndarray]:
     return rgb, alpha
 
 
-def engines(manifest_dir: Path) -> list:
-    """The installed default engine, if any, and every peer model present in ../shared/peers."""
-    found = [m for m in list_engines() if m.name == DEFAULT_ENGINE]
+def engines(manifest_dir: Path, peers: list[str]) -> list:
+    """Every installed engine, the default first, and the named peer models present in ../shared/peers."""
+    found = sorted(list_engines(), key=lambda m: m.name != DEFAULT_ENGINE)
     for peer, (onnx_name, _) in PEERS.items():
-        if (PEER_DIR / onnx_name).is_file():
+        if peer in peers and (PEER_DIR / onnx_name).is_file():
             found.append(find_engine(str(write_peer_manifest(peer, PEER_DIR / onnx_name, manifest_dir))))
     return found
 
@@ -96,13 +96,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20, help="timed frames per measurement (default 20)")
     parser.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
+    parser.add_argument("--peers", nargs="*", choices=sorted(PEERS), default=sorted(PEERS), metavar="PEER",
+                        help=f"peer models to compare (default all: {', '.join(sorted(PEERS))})")
+    parser.add_argument("--no-compositor", action="store_true", help="time the engines only")
     args = parser.parse_args()
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
     rgb, alpha = portrait_and_alpha()
     try:
         with tempfile.TemporaryDirectory() as manifest_dir:
-            manifests = engines(Path(manifest_dir))
+            manifests = engines(Path(manifest_dir), args.peers)
     except LivematteError as exc:
         print(exc, file=sys.stderr)
         return 3
@@ -119,6 +122,8 @@ def main() -> int:
             print(f"{manifest.name:30} {width}x{height:<4} " + " ".join(f"{stages[s]:11.2f}" for s in STAGES)
                   + f" {sum(stages.values()):8.2f} {cpu_ms:8.2f}")
 
+    if args.no_compositor:
+        return 0
     print(f"\ncompositor, mean ms per frame over {args.frames} frames, wall / process CPU")
     print(f"{'background':14} {'frame':>9} {'decontaminate':>16} {'plain':>16}")
     images = sorted(BACKGROUNDS.rglob("*.jpg")) + sorted(BACKGROUNDS.rglob("*.png"))

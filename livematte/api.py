@@ -22,7 +22,7 @@ from livematte.errors import Hint, InputError
 from livematte.interrupts import checkpoint, raising
 from livematte.numba_cache import prepare_quality
 from livematte.pipeline import LiveStats, Pipeline, PipelineResult
-from livematte.registry import default_engine, find_engine
+from livematte.registry import DEFAULT_ENGINE, find_engine
 from livematte.sinks import ImageSequenceSink, Sink, check_alpha_target, open_sink, open_sinks, refuse_existing_output
 from livematte.sources import Source, open_source
 from livematte.stages import CompositeStage, MatteStage, ParallelMatteStage, Stage
@@ -64,8 +64,7 @@ def process(
     PNG directory or ``dir/name%06d.png`` pattern, or a stream URL.
     ``background`` is a ``--bg`` text or a :class:`~livematte.backgrounds.Background`
     (None: ``blur``). ``model`` is an engine name, an ``.onnx`` path with its
-    manifest beside it, None for the default engine (``lm-realtime``, or
-    ``lm-large`` with ``quality="high"``), or a :class:`Matter`
+    manifest beside it, None for the default engine, or a :class:`Matter`
     the caller keeps (and closes). ``alpha`` keeps the background
     transparent (``.mov``, ``.webm`` or PNG). ``quality="high"`` re-solves
     the edges offline (files only, seconds per frame). The keywords are the
@@ -86,7 +85,7 @@ def process(
         background = parse_background("transparent" if alpha and background is None else background or "blur")
     if alpha and background.channels != 4:
         raise InputError("a transparent output has no background: give a background or keep the alpha, not both")
-    manifest = model.manifest if isinstance(model, Matter) else find_engine(str(model or default_engine(quality)))
+    manifest = model.manifest if isinstance(model, Matter) else find_engine(str(model or DEFAULT_ENGINE))
     if background.channels == 4:
         check_alpha_target(output)
     with contextlib.ExitStack() as cleanup:

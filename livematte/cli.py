@@ -310,7 +310,7 @@ def _graph_size_text(inp: InputSpec, brief: bool) -> str:
 
 
 def cmd_engines_list(args: argparse.Namespace) -> int:
-    from livematte.registry import DEFAULT_ENGINE, QUALITY_ENGINE, list_engines
+    from livematte.registry import DEFAULT_ENGINE, list_engines
 
     engines = list_engines()
     if not engines:
@@ -318,7 +318,7 @@ def cmd_engines_list(args: argparse.Namespace) -> int:
         return 0
     for m in engines:
         size = _graph_size_text(m.input, brief=True)
-        default = {DEFAULT_ENGINE: " (default)", QUALITY_ENGINE: " (default with --quality high)"}.get(m.name, "")
+        default = " (default)" if m.name == DEFAULT_ENGINE else ""
         print(f"{m.name:28s} {size:>9s}  {m.description}{default}")
     return 0
 
@@ -424,15 +424,14 @@ def _precision_option() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     from livematte.preview_keys import keys_help
-    from livematte.registry import DEFAULT_ENGINE, QUALITY_ENGINE
+    from livematte.registry import DEFAULT_ENGINE
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only print errors")
 
     engine = argparse.ArgumentParser(add_help=False, parents=[_backend_options()])
-    engine.add_argument("--model", default=None, help="engine name or path to an .onnx with its .json "
-                        f"(default {DEFAULT_ENGINE}; {QUALITY_ENGINE} with --quality high)")
+    engine.add_argument("--model", default=DEFAULT_ENGINE, help=f"engine name or path to an .onnx with its .json (default {DEFAULT_ENGINE})")
     engine.add_argument("--bg", help="background: blur[:RADIUS] (the person left out), bokeh[:RADIUS] (blurrier farther from the person), "
                              "'#rrggbb' or a colour name, image file, video file (looped) or transparent (default blur)")
 
@@ -548,14 +547,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (console scripts pass it to sys.exit)."""
-    from livematte.registry import default_engine
-
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
     args.quiet = getattr(args, "quiet", False)
-    if hasattr(args, "model") and args.model is None:
-        args.model = default_engine(getattr(args, "quality", "realtime"))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING,
         format="livematte: %(levelname)s: %(message)s" if args.debug else "livematte: warning: %(message)s",

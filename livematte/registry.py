@@ -13,16 +13,7 @@ from livematte.errors import EngineError, Hint
 from livematte.manifest import EngineManifest, Role, load_manifest, validate_against_graph
 
 #: the engine used when ``--model`` is not given
-DEFAULT_ENGINE = "lm-realtime"
-#: the engine ``--quality high`` uses when ``--model`` is not given: the same
-#: network at a higher internal resolution, a better coarse matte for the
-#: offline edge solvers to start from
-QUALITY_ENGINE = "lm-large"
-
-
-def default_engine(quality: str = "realtime") -> str:
-    """The engine a job of this quality mode runs when none is named."""
-    return QUALITY_ENGINE if quality == "high" else DEFAULT_ENGINE
+DEFAULT_ENGINE = "lm-mobile-recurrent"
 
 _PACKAGE = "livematte_engines"
 

@@ -106,7 +106,7 @@ class OnnxTorchGraph(nn.Module):
         "HardSwish", "Identity", "Flatten", "Gemm", "MaxPool", "PRelu",
         "BatchNormalization", "Pad", "Shape", "Gather", "Unsqueeze", "Squeeze",
         "Cast", "Slice", "Split", "Constant", "DepthToSpace", "Max", "Min",
-        "Exp", "ConstantOfShape", "Expand",
+        "Exp", "ConstantOfShape", "Expand", "ReduceMean",
     }
 
     def __init__(self, model: onnx.ModelProto | str | Path, free_batch: bool = False, size_free: bool = False) -> None:
@@ -286,6 +286,10 @@ class OnnxTorchGraph(nn.Module):
         if op == "MaxPool":
             x, pad = _conv_padding(a[0], at.get("pads"), 2)
             return [F.max_pool2d(x, tuple(at["kernel_shape"]), tuple(at.get("strides", at["kernel_shape"])), pad)]
+        if op == "ReduceMean":  # axes: an attribute up to opset 17, an input from 18
+            axes = at["axes"] if "axes" in at else (a[1].tolist() if len(a) > 1 and a[1] is not None else None)
+            dims = tuple(int(d) for d in axes) if axes is not None else tuple(range(a[0].dim()))
+            return [a[0].mean(dim=dims, keepdim=bool(at.get("keepdims", 1)))]
         if op == "GlobalAveragePool":
             return [a[0].mean(dim=(2, 3), keepdim=True)]
         if op == "Resize":

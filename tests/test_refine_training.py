@@ -77,7 +77,7 @@ def test_command_exports_an_engine_the_runtime_runs_like_torch(data, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
+    weights = {i.name.removeprefix("model."): torch.from_numpy(numpy_helper.to_array(i).copy())
                for i in onnx.load(str(out.with_suffix(".onnx"))).graph.initializer}
     model = DIMRefinement(channels=8)
     model.load_state_dict(weights)

@@ -232,6 +232,11 @@ def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatc
     logs: list[str] = []
     train(cfg, run, resume=True, log=logs.append)
     assert any("resumed" in m for m in logs)
+    # a stage added to a finished run continues from its last stage boundary, with its own optimiser
+    from training.config import StageConfig
+    cfg.stages.append(StageConfig("more", 1, batch=1, train=["alpha"], losses={"alpha": 1.0}))
+    train(cfg, run, resume=True, log=lambda m: None)
+    assert (run / "stage3-more.pt").is_file() and (run / "stage1-trimap.pt").is_file()
 
     # export: ONNX Runtime == torch within 1e-4 (checked inside), manifest valid against its graph
     manifest_path = export_run(run / "final.pt", "tiny-engine", tmp_path / "engines", "pytest")
@@ -285,20 +290,18 @@ def test_one_exporter_writes_single_image_and_refinement_families(tmp_path: Path
 
 @needs_data
 def test_export_writes_the_shipped_manifest() -> None:
-    """What training.export writes for the default engine's config is the shipped manifest, save the
+    """What training.export writes for lm-realtime's config is the shipped manifest, save the
     revision it records and the numbers measured later."""
     from dataclasses import replace
 
-    from livematte.registry import DEFAULT_ENGINE
     from training.export import GraphModule, build_manifest, run_export_args
 
-    path = REPO / "engines" / f"{DEFAULT_ENGINE}.json"
-    shipped = load_manifest(path)
-    cfg = TrainConfig.load(REPO / "training" / "configs" / f"{DEFAULT_ENGINE}.json")
+    shipped = load_manifest(REPO / "engines" / "lm-realtime.json")
+    cfg = TrainConfig.load(REPO / "training" / "configs" / "lm-realtime.json")
     model = build_model(cfg.model, **cfg.resolved_model_args())
     spec = model.engine_spec()
     args = run_export_args(cfg, spec, shipped.provenance["training_command"])
-    built = build_manifest(DEFAULT_ENGINE, GraphModule(model, spec), **args)
+    built = build_manifest("lm-realtime", GraphModule(model, spec), **args)
     built = replace(built, provenance={**built.provenance, "git_revision": shipped.provenance["git_revision"]},
                     metrics=shipped.metrics, speed=shipped.speed)
     assert built.to_dict() == shipped.to_dict()

@@ -242,21 +242,28 @@ def load_trained(checkpoint: Path) -> tuple[MattingNet, TrainConfig, dict[str, A
     return model.eval(), cfg, blob
 
 
+def dataset_of(path: Path) -> str:
+    """The data set (a :data:`DATASETS` key) a folder belongs to: itself or the nearest parent listed."""
+    for folder in (path, *path.parents):
+        if folder.name in DATASETS:
+            return folder.name
+    raise KeyError(f"{path} is in no data set this exporter knows the licence of ({', '.join(DATASETS)})")
+
+
 def run_datasets(cfg: TrainConfig) -> list[str]:
-    """The ../shared/data folders a run read (credited in its engine)."""
-    return [cfg.resolve(path).name for path in (cfg.portraits, cfg.backgrounds)]
+    """The ../shared/data sets a run read (credited in its engine)."""
+    return [dataset_of(cfg.resolve(path)) for path in (cfg.portraits, cfg.backgrounds)]
 
 
 def run_provenance(cfg: TrainConfig, spec: EngineSpec, training_command: str) -> dict[str, Any]:
-    portraits = cfg.resolve(cfg.portraits).name
+    portraits, backgrounds = run_datasets(cfg)
     labels = ("soft alphas by closed-form matting in a band around the mask" if cfg.labels == "closed-form" else
               "soft alphas from the MODNet teacher (Apache-2.0) fused with the masks")
     return {
         "model": cfg.model,
         "training_data": [
             f"{portraits}: {DATASETS[portraits].description} (the last {cfg.holdout} ids held out); masks turned into {labels}",
-            f"{cfg.resolve(cfg.backgrounds).name}: {DATASETS[cfg.resolve(cfg.backgrounds).name].description}, "
-            "plus generated backgrounds",
+            f"{backgrounds}: {DATASETS[backgrounds].description}, plus generated backgrounds",
             "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
         ],
         **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}

@@ -224,7 +224,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
         groups = configure_stage(model, stage)
         params = [p for group in groups.values() for p in group]
         optimizer = make_optimizer(groups, weighting, stage)
-        if state is not None and state["stage"] == progress.stage:
+        if state is not None and state["stage"] == progress.stage and progress.step > 0:
+            # mid-stage: the optimiser goes on; at a stage's start it is the last stage's, which is not this one's
             optimizer.load_state_dict(state["optimizer"])
         dataset = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), stage.steps * stage.batch,
                               seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None,
@@ -257,6 +258,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
                 log(f"[{stage.name} {progress.step}] holdout {validate(model, holdout, dev)}")
         result = validate(model, holdout, dev)
         log(f"[{stage.name} done] holdout {result}")
+        # each stage's weights stay: another run may start from them (``init_checkpoint``)
+        torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "holdout": result},
+                   out / f"stage{progress.stage + 1}-{stage.name}.pt")
         progress = Progress(progress.stage + 1, 0)
         save_checkpoint(ckpt_path, model, optimizer, weighting, progress, cfg)
         state = None
