@@ -14,6 +14,7 @@ stay constant buffers.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -149,8 +150,7 @@ class OnnxTorchGraph(nn.Module):
         shapes = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input if i.name in self.input_names]
         if not all(d > 0 for shape in shapes for d in shape):
             raise ValueError("size_free needs a graph whose inputs have a static size")
-        env: dict[str, Tensor] = {**self.consts, **{n: self.params[k] for n, k in self._keys.items()}}
-        env.update((n, torch.zeros(shape)) for n, shape in zip(self.input_names, shapes))
+        env = self._environment([torch.zeros(shape) for shape in shapes])
         found: dict[int, str | tuple[float, float]] = {}
         for index, node in enumerate(self.nodes):
             args = [env[i] if i else None for i in node.input]
@@ -190,10 +190,7 @@ class OnnxTorchGraph(nn.Module):
         """``outputs=False`` stops once every tap is computed and returns no
         graph outputs: a head that reads the decoder's features skips the
         pretrained output layer (and its fixed-size Reshape)."""
-        env: dict[str, Tensor] = {k: v for k, v in self.consts.items()}
-        for name, key in self._keys.items():
-            env[name] = self.params[key]
-        env.update(zip(self.input_names, inputs))
+        env = self._environment(inputs)
         wanted = set(taps)
         for index, node in enumerate(self.nodes):
             if not outputs and not wanted - env.keys():
@@ -201,6 +198,12 @@ class OnnxTorchGraph(nn.Module):
             args = [env[i] if i else None for i in node.input]
             env.update(zip(node.output, self._run(node, args, index)))
         return (tuple(env[o] for o in self.output_names) if outputs else ()), {t: env[t] for t in taps}
+
+    def _environment(self, inputs: Sequence[Tensor]) -> dict[str, Tensor]:
+        """Tensor name -> value before the first node: constants, parameters, graph inputs."""
+        env: dict[str, Tensor] = {**self.consts, **{name: self.params[key] for name, key in self._keys.items()}}
+        env.update(zip(self.input_names, inputs))
+        return env
 
     def _run(self, node: onnx.NodeProto, a: list, index: int = -1) -> list[Tensor]:
         op, at = node.op_type, _attrs(node)
@@ -311,8 +314,7 @@ class OnnxTorchGraph(nn.Module):
             for b, e in zip(reversed(pads[:half]), reversed(pads[half:])):
                 flat += [b, e]
             value = float(a[2]) if len(a) > 2 and a[2] is not None else 0.0
-            mode = at.get("mode", b"constant")
-            mode = mode.decode() if isinstance(mode, bytes) else mode
+            mode = _text(at.get("mode", b"constant"))
             return [F.pad(a[0], flat, mode=mode, value=value) if mode == "constant" else F.pad(a[0], flat, mode=mode)]
         if op == "Shape":
             return [torch.tensor(a[0].shape, dtype=torch.int64)]
@@ -349,10 +351,8 @@ class OnnxTorchGraph(nn.Module):
 
     @staticmethod
     def _resize(a: list, at: dict) -> Tensor:
-        mode = at.get("mode", b"nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
-        ctm = at.get("coordinate_transformation_mode", b"half_pixel")
-        ctm = ctm.decode() if isinstance(ctm, bytes) else ctm
+        mode = _text(at.get("mode", b"nearest"))
+        ctm = _text(at.get("coordinate_transformation_mode", b"half_pixel"))
         x = a[0]
         sizes = a[3] if len(a) > 3 and a[3] is not None and a[3].numel() else None
         if sizes is not None:

@@ -117,15 +117,17 @@ class GraphModule(nn.Module):
             return None
         return tuple(self.model(torch.zeros(1, 3, *size))["state"][0].shape)
 
-    def example(self, size: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
-        """Random inputs of one frame at ``size``, zero state."""
+    def frame_inputs(self, size: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
+        """Random image (and coarse alpha) inputs of one frame at ``size``."""
         feeds = [rng.random((1, 3, *size), dtype=np.float32)]
         if self.spec.coarse:
             feeds.append(rng.random((1, 1, *size), dtype=np.float32))
-        shape = self.state_shape(size)
-        if shape is not None:
-            feeds += [np.zeros(shape, np.float32)] * 2
         return feeds
+
+    def initial_state(self, size: tuple[int, int]) -> list[np.ndarray]:
+        """Zero h and c for frames of ``size`` (empty for single-image models)."""
+        shape = self.state_shape(size)
+        return [] if shape is None else [np.zeros(shape, np.float32)] * 2
 
 
 def export_onnx(graph: GraphModule, sizes: list[tuple[int, int]] | None, path: Path) -> None:
@@ -134,7 +136,8 @@ def export_onnx(graph: GraphModule, sizes: list[tuple[int, int]] | None, path: P
         if isinstance(module, OnnxTorchGraph):
             module.free_batch = False
     size = sizes[0] if sizes else FREE_CHECK_SIZES[1]
-    example = tuple(torch.from_numpy(a) for a in graph.example(size, np.random.default_rng(0)))
+    feeds = graph.frame_inputs(size, np.random.default_rng(0)) + graph.initial_state(size)
+    example = tuple(torch.from_numpy(a) for a in feeds)
     dynamic = sizes is None or len(sizes) > 1
     axes = {name: {2: "H", 3: "W"} for name in ("src", "coarse", "alpha", "trimap")}
     axes.update({name: {2: "h", 3: "w"} for name in ("h_in", "c_in", "h_out", "c_out")})
@@ -153,13 +156,14 @@ def max_difference(graph: GraphModule, onnx_path: Path, sizes: list[tuple[int, i
     state_at = len(graph.output_names) - (2 if graph.recurrent else 0)
     worst = 0.0
     for size in sizes or FREE_CHECK_SIZES:
-        feeds = graph.example(size, rng)
+        state = graph.initial_state(size)
         for _ in range(frames):
+            feeds = graph.frame_inputs(size, rng) + state
             got = session.run(None, dict(zip(graph.input_names, feeds)))
             with torch.no_grad():
                 want = [t.numpy() for t in graph(*(torch.from_numpy(a) for a in feeds))]
             worst = max(worst, *(float(np.abs(g - w).max()) for g, w in zip(got, want)))
-            feeds = graph.example(size, rng)[: len(feeds) - (2 if graph.recurrent else 0)] + want[state_at:]
+            state = want[state_at:]
     return worst
 
 

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from livematte import metrics
+from livematte.aspect import nearest_aspect
 
 from . import losses as L
 from .config import StageConfig, TrainConfig
@@ -77,8 +78,7 @@ def holdout_size(cfg: TrainConfig, holdout: list[PseudoAlpha]) -> tuple[int, int
     as the runtime would feed them, not squashed into another aspect."""
     import cv2
 
-    h, w = cv2.imread(str(holdout[0].image), cv2.IMREAD_GRAYSCALE).shape
-    return min(cfg.input_sizes(), key=lambda s: abs(math.log((s[1] / s[0]) / (w / h))))
+    return nearest_aspect(cfg.input_sizes(), *cv2.imread(str(holdout[0].image), cv2.IMREAD_GRAYSCALE).shape)
 
 
 def configure_stage(model: MattingNet, stage: StageConfig) -> dict[str, list[torch.nn.Parameter]]:

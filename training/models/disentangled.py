@@ -161,7 +161,7 @@ class SeedGraph:
     last layer (2x2 stride-2 transposed conv to logits, and the bias added
     after it); ``person_only``: the graph predicts one person logit (square
     model) rather than background and person logits (landscape model);
-    ``size``: (H, W) it was converted at; ``logit_scale``: multiplies its
+    ``logit_scale``: multiplies its
     logits so they start where the unknown class can compete (the square
     graph's person logits reach +-150 on ordinary portraits: a 3-class
     softmax over them never leaves 0 or 1, and no gradient reaches the
@@ -176,7 +176,6 @@ class SeedGraph:
     seg_kernel: str
     seg_bias: str
     person_only: bool
-    size: tuple[int, int]
     logit_scale: float = 1.0
 
 
@@ -184,9 +183,9 @@ class SeedGraph:
 #: obsbgr__selfie_segmentation.onnx (square, 1x256x256x3 NHWC), both Apache-2.0, Google
 SEED_GRAPHS = {
     "landscape": SeedGraph("add_9__xeno_compat__1:0", "mul_1:0", "conv2d_transpose/filter:0", "segment/y:0",
-                           person_only=False, size=(144, 256)),
+                           person_only=False),
     "square": SeedGraph("add_13__xeno_compat__1:0", "mul_1:0", "segment/filter:0", "const_fold_opt__493",
-                        person_only=True, size=(256, 256), logit_scale=0.2),
+                        person_only=True, logit_scale=0.2),
 }
 #: the landscape graph's stride-8 tensor: the shipped engine's historical freeze point
 MEDIAPIPE_STRIDE8 = "add__xeno_compat__1:0"
