@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from livematte import __version__
+from livematte import __version__, ffmpeg_threads
 from livematte.errors import BATCH_FAILED_EXIT, InputError, LivematteError
 from livematte.frame import Size
 from livematte.interrupts import checkpoint, deferred, exit_code, sigterm_raises
@@ -584,11 +584,13 @@ def run() -> None:
     """The console entry point: :func:`main`, then exit with its code. A stop
     signal that arrives while the interpreter shuts down (a second Ctrl-C just
     after the output was finalised) has nothing left to stop: ignored, so the
-    exit code stays the one the job reported."""
+    exit code stays the one the job reported. Every output is closed by now,
+    so a stalled stream's read still waiting for its timeout is left behind
+    (see :mod:`livematte.ffmpeg_threads`) rather than waited for."""
     code = main()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-    sys.exit(code)
+    ffmpeg_threads.exit_now(code)
 
 
 if __name__ == "__main__":

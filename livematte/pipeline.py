@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from livematte import ffmpeg_threads
 from livematte.errors import LivematteError
 from livematte.frame import Frame
 from livematte.interrupts import Interrupted, StopRequests
@@ -255,6 +256,7 @@ class Pipeline:
         finally:
             self._channels[0].close()
             self.source.close()
+            ffmpeg_threads.finished()
 
     def _read_frames(self, out: _Channel) -> None:
         counter = self.counters["decode"]
@@ -366,6 +368,8 @@ class Pipeline:
         once no stage can touch them any more.
         """
         decode = threading.Thread(target=self._run_stage, args=(self._decode,), name="livematte-decode", daemon=True)
+        if self.source.blocking_read_s:  # a stopped job may leave this thread inside a network read
+            ffmpeg_threads.started(decode, self.source.blocking_read_s)
         workers = [
             threading.Thread(target=self._run_stage, args=(functools.partial(self._stage, index),),
                              name=f"livematte-{stage.name}", daemon=True)

@@ -26,6 +26,7 @@ import av
 import cv2
 import numpy as np
 
+from livematte import ffmpeg_threads
 from livematte.errors import DeviceError, InputError
 from livematte.frame import Frame, Size
 
@@ -60,6 +61,9 @@ class Source(ABC):
     live_audio: "LiveAudio | None" = None
     #: frames a recorded stream lost before they reached us (gaps in its timestamps)
     missing_frames: int = 0
+    #: seconds a read may stay inside FFmpeg after the source was closed (a network
+    #: stream's read timeout); 0 when reads return promptly
+    blocking_read_s: float = 0.0
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
@@ -313,6 +317,7 @@ class StreamSource(_AVSource):
     ) -> None:
         self._url = url
         self._timeouts = (open_timeout, read_timeout)
+        self.blocking_read_s = read_timeout + LiveAudio.TAIL_S
         self.reconnect_for = reconnect_for
         self.record = record
         self._reader: threading.Thread | None = None
@@ -401,8 +406,10 @@ class StreamSource(_AVSource):
                 packets.put(_READ_DONE)
                 if self._closed:  # closed while this thread was reading: it owns the container
                     container.close()
+                ffmpeg_threads.finished()
 
         self._reader = threading.Thread(target=read, name="livematte-stream-reader", daemon=True)
+        ffmpeg_threads.started(self._reader, self.blocking_read_s)
         self._reader.start()
         while (packet := packets.get()) is not _READ_DONE:
             yield packet
@@ -460,15 +467,19 @@ class StreamSource(_AVSource):
 
         def reopen() -> None:
             delay = 0.25
-            while not self._closed and time.monotonic() < deadline:
-                try:
-                    result.append(self._connect(min(self._timeouts[0], max(0.1, deadline - time.monotonic()))))
-                    return
-                except av.error.FFmpegError:
-                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                    delay = min(delay * 2, 4.0)
+            try:
+                while not self._closed and time.monotonic() < deadline:
+                    try:
+                        result.append(self._connect(min(self._timeouts[0], max(0.1, deadline - time.monotonic()))))
+                        return
+                    except av.error.FFmpegError:
+                        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                        delay = min(delay * 2, 4.0)
+            finally:
+                ffmpeg_threads.finished()
 
         thread = threading.Thread(target=reopen, name="livematte-reconnect", daemon=True)
+        ffmpeg_threads.started(thread, self._timeouts[0] + 4.0)
         thread.start()
         period = 1.0 / (self.fps or 30.0)
         while thread.is_alive() and not self._closed:

@@ -27,7 +27,14 @@ import cv2
 import numpy as np
 import pytest
 
-from livematte.sinks import StreamSink
+from livematte import ffmpeg_threads
+from livematte.compositor import Compositor
+from livematte.engine import Matter
+from livematte.pipeline import Pipeline
+from livematte.registry import find_engine
+from livematte.sinks import Sink, StreamSink
+from livematte.stages import realtime_stages
+from livematte.sources import StreamSource
 from media_helpers import cli_env, disc_frame, leftovers, write_clip
 
 SIZE = (320, 240)
@@ -346,3 +353,72 @@ def test_ctrl_c_on_png_frames_with_the_shipped_engine_finalises_every_frame_writ
     stderr = _stop_at(proc, lambda: bool(leftovers(tmp_path)), 0.5, [signal.SIGINT])
     done = _check_ending(proc, stderr, signal.SIGINT)
     assert leftovers(tmp_path) == [] and _png_frames(out) == done > 0, stderr
+
+
+def test_a_stalled_recorded_stream_keeps_its_reader_registered_until_the_read_returns() -> None:
+    """The reader blocked in FFmpeg when the source closes is what the
+    interpreter must not finalise under (see livematte.ffmpeg_threads)."""
+    sender = UdpSender()
+    try:
+        source = StreamSource(sender.url, read_timeout=1.0, reconnect_for=0, record=True)
+        frames = iter(source)
+        for _ in range(5):
+            next(frames)
+    finally:
+        sender.stop()
+    time.sleep(0.2)  # the reader is now waiting for data that will not come
+    source.close()
+    assert [thread.name for thread in ffmpeg_threads.pending()] == ["livematte-stream-reader"]
+    assert ffmpeg_threads.wait(5)
+    assert ffmpeg_threads.pending() == []
+
+
+class _CountingSink(Sink):
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        pass
+
+
+def test_a_live_job_that_ends_during_a_stalled_read_registers_its_decode_thread(keyer: Path) -> None:
+    """``--duration`` ends the job while the reader waits on a silent sender:
+    the job returns on time, and the thread left in FFmpeg is registered."""
+    sender = UdpSender()
+    try:
+        source = StreamSource(sender.url, read_timeout=2.0, reconnect_for=0)
+        pipeline = Pipeline(source, realtime_stages(Matter(find_engine(str(keyer))), Compositor("#00ff00", source.size)),
+                            [_CountingSink()], duration=1.5)
+        threading.Timer(0.5, sender.stop).start()
+        began = time.monotonic()
+        result = pipeline.run()
+        took = time.monotonic() - began
+    finally:
+        sender.stop()
+    assert result.frames_out > 0 and took < 1.5 + Pipeline.SOURCE_GRACE_S + 1.0
+    assert [thread.name for thread in ffmpeg_threads.pending()] == ["livematte-decode"]
+    assert ffmpeg_threads.wait(5)
+
+
+_BLOCKED_THREAD = """
+import sys, threading
+from livematte import ffmpeg_threads
+thread = threading.Thread(target=threading.Event().wait, daemon=True)
+ffmpeg_threads.started(thread, float(sys.argv[1]))
+thread.start()
+print("written", flush=False)
+ffmpeg_threads.exit_now(7) if sys.argv[2] == "exit_now" else sys.exit(7)
+"""
+
+
+@pytest.mark.parametrize("how, bound, at_least, at_most", [("exit_now", 60.0, 0.0, 20.0), ("finalise", 1.5, 1.5, 20.0)])
+def test_blocked_ffmpeg_threads_are_left_by_the_cli_and_waited_for_by_the_interpreter(
+        how: str, bound: float, at_least: float, at_most: float) -> None:
+    """The command line leaves at once, its output flushed; a library user's
+    interpreter waits (at most the thread's bound) before finalising."""
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _BLOCKED_THREAD, str(bound), how], env=cli_env(),
+                          capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - began
+    assert (done.returncode, done.stdout) == (7, "written\n"), done.stderr
+    assert at_least <= took < at_most, took
