@@ -108,6 +108,44 @@ def test_clip_dataset_gives_each_batch_one_size_in_turn() -> None:
     assert [tuple(data[i]["src"].shape[-2:]) for i in range(6)] == [(48, 64)] * 2 + [(64, 48)] * 2 + [(48, 64)] * 2
 
 
+@needs_data
+def test_video_clips_are_consecutive_real_frames_with_their_masks() -> None:
+    from training.data.clips import ClipConfig, ClipSynthesizer
+    from training.data.videos import excerpt, load_sequences
+
+    davis = SHARED / "data" / "davis-person"
+    (sequence,) = load_sequences(davis, ["tennis"])
+    assert sequence.frames.shape[:3] == sequence.masks.shape and sequence.frames.shape[-1] == 3
+    frames, masks = excerpt(np.random.default_rng(0), sequence, 6)
+    # each frame is one of the sequence's, mirrored or not, with that frame's own mask
+    for frame, mask in zip(frames, masks):
+        index = [i for i, f in enumerate(sequence.frames) if np.array_equal(f, frame) or np.array_equal(f[:, ::-1], frame)]
+        assert len(index) == 1
+        assert np.array_equal(mask, sequence.masks[index[0]]) or np.array_equal(mask, sequence.masks[index[0]][:, ::-1])
+    synth = ClipSynthesizer([], [], ClipConfig(length=4, p_video=1.0, p_cut=0.0), videos=[sequence])
+    clip = synth.clip(np.random.default_rng(1), (64, 48))
+    assert clip["src"].shape == (4, 64, 48, 3) and clip["mask"].shape == (4, 64, 48, 1)
+    assert clip["has_fb"] == 0 and 0.0 < clip["mask"].mean() < 1.0  # the person is in view, not the whole view
+    with pytest.raises(FileNotFoundError):
+        load_sequences(davis, ["no-such-sequence"])
+
+
+def test_evaluation_leaves_out_the_sequences_any_engine_trained_on(tmp_path: Path) -> None:
+    import json
+
+    from training.evaluate import Model, trained_sequences
+
+    raw = json.loads((REPO / "engines" / "lm-realtime.json").read_text())
+    raw["provenance"]["video_sequences"] = {"davis-person": ["hike"]}
+    (tmp_path / "lm-realtime.onnx").symlink_to(REPO / "engines" / "lm-realtime.onnx")
+    (tmp_path / "trained.json").write_text(json.dumps(raw))
+    trained, plain = load_manifest(tmp_path / "trained.json"), load_manifest(REPO / "engines" / "lm-realtime.json")
+    models = [Model("a", plain, True), Model("b", trained, True)]
+    assert trained_sequences(models) == {"hike"}
+    assert trained_sequences(models, ("tennis",)) == {"hike", "tennis"}
+    assert trained_sequences(models[:1]) == frozenset()
+
+
 def test_stage_lr_scale_sets_each_group_rate() -> None:
     from training.config import StageConfig
     from training.train import configure_stage, make_optimizer
@@ -244,6 +282,17 @@ def test_tiny_training_run_learns_resumes_and_exports(tmp_path: Path, monkeypatc
     validate_against_graph(manifest)
     assert [s.input for s in manifest.state] == ["h_in", "c_in"]
     assert "research" in manifest.license
+
+    # other sizes than it trained at: refused for a graph with its sizes baked in, exported for a size-free one
+    with pytest.raises(ValueError, match="not built size-free"):
+        export_run(run / "final.pt", "tiny-other", tmp_path / "engines", "pytest", sizes=[(96, 160)])
+    blob = torch.load(run / "final.pt", weights_only=False)
+    blob["config"]["model_args"]["size_free"] = True
+    torch.save(blob, run / "size-free.pt")
+    sizes = [(96, 160), (160, 96)]
+    manifest = load_manifest(export_run(run / "size-free.pt", "tiny-sizes", tmp_path / "engines", "pytest", sizes=sizes))
+    assert list(manifest.input.sizes) == sizes
+    assert manifest.provenance["trained_sizes"] == [list(size) for size in cfg.input_sizes()]
 
 
 def test_one_exporter_writes_a_multi_aspect_recurrent_engine_the_runtime_runs(tmp_path: Path) -> None:

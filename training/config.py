@@ -51,6 +51,10 @@ class TrainConfig:
     labels: str = "closed-form"
     label_args: dict[str, Any] = field(default_factory=dict)
     holdout: int = 64
+    #: real video with a mask on every frame (``davis-person``) and the sequences
+    #: trained on; the evaluation reports only on the others
+    videos: str | None = None
+    video_sequences: list[str] = field(default_factory=list)
     limit_portraits: int | None = None
     clip: dict[str, Any] = field(default_factory=dict)
     #: weights to start from: the ``final.pt`` of another run of the same model

@@ -129,10 +129,12 @@ def edge_metrics(model: Model, folder: Path, trimaps: str | None) -> dict[str, f
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-def video_sequences(root: Path, limit: int | None) -> list[tuple[list[Path], list[Path]]]:
-    """(frames, masks) of every real video sequence under ``root`` (``<seq>/frames``, ``<seq>/mask``)."""
+def video_sequences(root: Path, limit: int | None,
+                    exclude: frozenset[str] = frozenset()) -> list[tuple[list[Path], list[Path]]]:
+    """(frames, masks) of every real video sequence under ``root`` (``<seq>/frames``,
+    ``<seq>/mask``) but those in ``exclude``."""
     sequences = []
-    for seq in sorted(p for p in root.iterdir() if (p / "frames").is_dir()):
+    for seq in sorted(p for p in root.iterdir() if (p / "frames").is_dir() and p.name not in exclude):
         frames = sorted((seq / "frames").iterdir())[:limit]
         sequences.append((frames, [seq / "mask" / f"{f.stem}.png" for f in frames]))
     return sequences
@@ -214,13 +216,29 @@ def load_models(names: list[str], peers: tuple[str, ...], tmp: Path) -> list[Mod
     return models
 
 
-def evaluate(models: list[Model], limit: int | None, clips: int,
-             sets: tuple[str, ...] = SETS) -> dict[str, dict[str, dict[str, float]]]:
-    """Every model on every chosen set (see :data:`SETS`), as {model: {set: {metric: value}}}."""
+def trained_sequences(models: list[Model], also: tuple[str, ...] = ()) -> frozenset[str]:
+    """The ``davis-person`` sequences any of ``models`` trained on (their
+    provenance names them), plus ``also``: every model is judged on the rest."""
+    named = set(also)
+    for model in models:
+        named.update(model.manifest.provenance.get("video_sequences", {}).get("davis-person", []))
+    return frozenset(named)
+
+
+def evaluate(models: list[Model], limit: int | None, clips: int, sets: tuple[str, ...] = SETS,
+             exclude: tuple[str, ...] = ()) -> dict[str, dict[str, dict[str, float]]]:
+    """Every model on every chosen set (see :data:`SETS`), as {model: {set: {metric: value}}}.
+    Video sequences any model trained on, or named in ``exclude``, are left out
+    for all, and the set is then called ``davis-person-held-out``."""
     portraits = read_pairs(DATA / "eg1800-portraits", "mask")
     static = eval_clips(portraits[:clips], True, clips) if "clips" in sets else []
     moving = eval_clips(portraits[clips:2 * clips], False, clips) if "clips" in sets else []
-    video = video_sequences(DATA / "davis-person", limit) if "davis-person" in sets else []
+    trained = trained_sequences(models, exclude) if "davis-person" in sets else frozenset()
+    video = video_sequences(DATA / "davis-person", limit, trained) if "davis-person" in sets else []
+    davis = "davis-person-held-out" if trained else "davis-person"
+    if trained:
+        print(f"davis-person: left out (trained on) {', '.join(sorted(trained))}; "
+              f"judged on {len(video)} other sequences", file=sys.stderr)
     table: dict[str, dict[str, dict[str, float]]] = {}
     for model in models:
         t0 = time.time()
@@ -234,7 +252,7 @@ def evaluate(models: list[Model], limit: int | None, clips: int,
         for carry in (True, False) if model.recurrent else (True,):
             suffix = "" if carry else "-per-frame"
             if "davis-person" in sets:
-                row["davis-person" + suffix] = video_metrics(model, video, carry_state=carry)
+                row[davis + suffix] = video_metrics(model, video, carry_state=carry)
             if "clips" in sets:
                 row["clips-static" + suffix] = clip_metrics(model, static, carry_state=carry)
                 row["clips-moving" + suffix] = clip_metrics(model, moving, carry_state=carry)
@@ -280,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="at most N portraits and N frames of each video sequence (default: all)")
     ap.add_argument("--clips", type=int, default=12, help="pseudo-video clips per kind (default 12)")
     ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="what to measure (default: all)")
+    ap.add_argument("--exclude-sequences", nargs="+", default=[], metavar="NAME",
+                    help="davis-person sequences to leave out besides those the engines trained on "
+                         "(to compare peers on the same held-out sequences)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--record", action="store_true",
                     help="write each named engine's results into its manifest (metrics, speed)")
@@ -292,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
             models = load_models(args.engines, peers, Path(tmp))
             if not models:
                 sys.exit("evaluate: error: nothing to evaluate (name engines or pass --peers)")
-            table = evaluate(models, args.limit, args.clips, tuple(args.sets))
+            table = evaluate(models, args.limit, args.clips, tuple(args.sets), tuple(args.exclude_sequences))
     except LivematteError as exc:
         sys.exit(f"evaluate: error: {exc}")
     print(format_table(table))

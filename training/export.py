@@ -256,20 +256,24 @@ def dataset_of(path: Path) -> str:
 
 def run_datasets(cfg: TrainConfig) -> list[str]:
     """The ../shared/data sets a run read (credited in its engine)."""
-    return [dataset_of(cfg.resolve(path)) for path in (cfg.portraits, cfg.backgrounds)]
+    return [dataset_of(cfg.resolve(path)) for path in (cfg.portraits, cfg.backgrounds, cfg.videos) if path]
 
 
 def run_provenance(cfg: TrainConfig, spec: EngineSpec, training_command: str) -> dict[str, Any]:
-    portraits, backgrounds = run_datasets(cfg)
+    portraits, backgrounds, *videos = run_datasets(cfg)
     labels = ("soft alphas by closed-form matting in a band around the mask" if cfg.labels == "closed-form" else
               "soft alphas from the MODNet teacher (Apache-2.0) fused with the masks")
+    video_lines = [f"{name}: {DATASETS[name].description}, sequences {', '.join(cfg.video_sequences)} only "
+                   "(the others held out for evaluation)" for name in videos]
     return {
         "model": cfg.model,
         "training_data": [
             f"{portraits}: {DATASETS[portraits].description} (the last {cfg.holdout} ids held out); masks turned into {labels}",
             f"{backgrounds}: {DATASETS[backgrounds].description}, plus generated backgrounds",
             "synthetic pseudo-video clips made from those stills (motion, lighting drift, cuts)",
+            *video_lines,
         ],
+        **({"video_sequences": {name: list(cfg.video_sequences) for name in videos}} if videos else {}),
         **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
            if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
         "initialisation": spec.initialisation,
@@ -278,20 +282,41 @@ def run_provenance(cfg: TrainConfig, spec: EngineSpec, training_command: str) ->
     }
 
 
-def run_export_args(cfg: TrainConfig, spec: EngineSpec, training_command: str) -> dict[str, Any]:
+def run_export_args(cfg: TrainConfig, spec: EngineSpec, training_command: str,
+                    sizes: list[tuple[int, int]] | None = None) -> dict[str, Any]:
     """What :func:`export_engine` and :func:`build_manifest` take for a run of ``cfg``,
-    besides the model and the name: its sizes, provenance, licence and size multiple."""
-    sizes = cfg.input_sizes()
-    return {"sizes": sizes, "provenance": run_provenance(cfg, spec, training_command),
-            "licence": licence_text(spec, run_datasets(cfg)),
+    besides the model and the name: its sizes (``sizes``, else those it trained at),
+    provenance, licence and size multiple."""
+    provenance = run_provenance(cfg, spec, training_command)
+    if sizes and sizes != cfg.input_sizes():
+        provenance["trained_sizes"] = [list(size) for size in cfg.input_sizes()]
+    sizes = sizes or cfg.input_sizes()
+    return {"sizes": sizes, "provenance": provenance, "licence": licence_text(spec, run_datasets(cfg)),
             "multiple_of": int(np.gcd.reduce([d for size in sizes for d in size])) if len(sizes) > 1 else 1}
 
 
-def export_run(checkpoint: Path, name: str, out_dir: Path, training_command: str) -> Path:
-    """Export a ``training.train`` checkpoint at the sizes its config trained."""
+def export_run(checkpoint: Path, name: str, out_dir: Path, training_command: str,
+               sizes: list[tuple[int, int]] | None = None) -> Path:
+    """Export a ``training.train`` checkpoint at ``sizes`` (H, W), by default
+    those its config trained at. Other sizes need a size-free graph: a
+    fully convolutional net trained at one resolution can run at a higher one,
+    which sees small (full-body, far) people in more detail; the exporter's
+    torch/ORT check runs at every size all the same."""
     model, cfg, _ = load_trained(checkpoint)
+    if sizes and not model.any_size and set(sizes) - set(cfg.input_sizes()):
+        raise ValueError(f"{cfg.model} was not built size-free: it runs only at "
+                         + ", ".join(f"{h}x{w}" for h, w in cfg.input_sizes()))
     spec = model.engine_spec()
-    return export_engine(model, spec, name, out_dir, **run_export_args(cfg, spec, training_command))
+    return export_engine(model, spec, name, out_dir, **run_export_args(cfg, spec, training_command, sizes))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``HxW`` (rows first, as the manifests and configs write sizes) -> (H, W)."""
+    try:
+        h, w = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW, e.g. 256x448") from None
+    return h, w
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -300,9 +325,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True, help="engine name (file stem and registry name)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "engines", help="output folder (default: engines/)")
     ap.add_argument("--training-command", default="", help="recorded in the manifest's provenance")
+    ap.add_argument("--sizes", nargs="+", type=parse_size, metavar="HxW",
+                    help="input sizes to export for (default: those the run trained at); needs a size-free model")
     args = ap.parse_args(argv)
     try:
-        export_run(args.checkpoint, args.name, args.out, args.training_command)
+        export_run(args.checkpoint, args.name, args.out, args.training_command, args.sizes)
     except (OSError, RuntimeError, KeyError, ValueError, LivematteError) as exc:
         sys.exit(f"export: error: {exc}")
 

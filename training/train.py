@@ -31,6 +31,7 @@ from .config import StageConfig, TrainConfig
 from .data.clips import load_backgrounds
 from .data.dataset import ClipDataset, HoldoutSet, Teacher
 from .data.pseudo_alpha import PseudoAlpha, build_cache, default_cache_dir
+from .data.videos import load_sequences
 from .data.teacher_alpha import FusionSetting, TeacherSetting, build_labels
 from .models.base import MattingNet
 from .models.blocks import upsample_to
@@ -216,8 +217,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
     backgrounds = load_backgrounds(cfg.resolve(cfg.backgrounds))
     teacher = Teacher(cfg.resolve(cfg.teacher)) if cfg.teacher else None
     masks = cfg.resolve(cfg.portraits) / "mask"
+    videos = load_sequences(cfg.resolve(cfg.videos), cfg.video_sequences) if cfg.videos else []
     holdout = HoldoutSet(holdout_set, holdout_size(cfg, holdout_set), masks if masks.is_dir() else None)
-    log(f"{len(train_set)} training portraits, {len(holdout_set)} held out, {len(backgrounds)} backgrounds, device {dev}")
+    log(f"{len(train_set)} training portraits, {len(holdout_set)} held out, {len(backgrounds)} backgrounds, "
+        f"{sum(len(v) for v in videos)} video frames, device {dev}")
     result: dict[str, float] = {}
     while progress.stage < len(cfg.stages):
         stage = cfg.stages[progress.stage]
@@ -229,7 +232,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
             optimizer.load_state_dict(state["optimizer"])
         dataset = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), stage.steps * stage.batch,
                               seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None,
-                              sizes=cfg.input_sizes(), batch=stage.batch, masks=masks if masks.is_dir() else None)
+                              sizes=cfg.input_sizes(), batch=stage.batch, masks=masks if masks.is_dir() else None,
+                              videos=videos)
         remaining = Subset(dataset, range(progress.step * stage.batch, len(dataset)))
         loader = DataLoader(remaining, batch_size=stage.batch, num_workers=cfg.workers, shuffle=False,
                             persistent_workers=False, prefetch_factor=4 if cfg.workers else None)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .pseudo_alpha import PseudoAlpha
+from .videos import VideoSequence, excerpt
 
 CanvasSize = tuple[int, int]  # (H, W)
 
@@ -47,6 +48,8 @@ class ClipConfig:
     max_noise: float = 4.0
     #: composite clips: the person's height over the canvas height (small values: full-body, far from the camera)
     person_scale: tuple[float, float] = (0.7, 1.9)
+    #: share of clips cut from real video (:mod:`.videos`), when the run has any
+    p_video: float = 0.0
 
 
 def load_backgrounds(root: Path, long_side: int = 512) -> list[np.ndarray]:
@@ -129,13 +132,15 @@ class ClipSynthesizer:
     """Makes one clip: frames, alphas, true foreground/background and flags."""
 
     def __init__(self, portraits: list[PseudoAlpha], backgrounds: list[np.ndarray], config: ClipConfig,
-                 masks: Path | None = None) -> None:
+                 masks: Path | None = None, videos: list[VideoSequence] | None = None) -> None:
         """``masks``: the hand-labelled masks' folder (each clip's ``mask``, the
-        segmentation target); without it, the soft alphas thresholded."""
+        segmentation target); without it, the soft alphas thresholded.
+        ``videos``: real sequences, a ``p_video`` share of the clips."""
         self.portraits = portraits
         self.backgrounds = backgrounds
         self.cfg = config
         self.masks = masks
+        self.videos = videos or []
 
     def clip(self, rng: np.random.Generator, size: CanvasSize | None = None) -> dict[str, np.ndarray]:
         """One clip on a canvas of ``size`` (H, W; default: the config's)."""
@@ -152,13 +157,19 @@ class ClipSynthesizer:
         return frames
 
     def _one_shot(self, rng: np.random.Generator, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
-        portrait = Portrait.load(self.portraits[int(rng.integers(len(self.portraits)))], self.masks)
-        if rng.random() < 0.5:
-            portrait = portrait.mirrored()
-        if rng.random() < self.cfg.p_composite:
-            out = self._composite(rng, portrait, length, size)
+        if self.videos and rng.random() < self.cfg.p_video:
+            frames, masks = excerpt(rng, self.videos[int(rng.integers(len(self.videos)))], length)
+            alphas = list(masks.astype(np.float32) / 255)  # hand masks: hard edges are their truth
+            out = self._through_window(rng, list(frames), alphas, alphas, size)
         else:
-            out = self._photo(rng, portrait, length, size)
+            portrait = Portrait.load(self.portraits[int(rng.integers(len(self.portraits)))], self.masks)
+            if rng.random() < 0.5:
+                portrait = portrait.mirrored()
+            if rng.random() < self.cfg.p_composite:
+                out = self._composite(rng, portrait, length, size)
+            else:
+                out = self._through_window(rng, [portrait.image] * length, [portrait.alpha] * length,
+                                           [portrait.mask] * length, size)
         self._photometric(rng, out)
         return out
 
@@ -213,9 +224,13 @@ class ClipSynthesizer:
         return {"src": src, "alpha": alpha, "mask": np.stack(masks)[..., None], "fg": fg, "bg": bg,
                 "has_fb": np.array(1.0, np.float32)}
 
-    def _photo(self, rng: np.random.Generator, p: Portrait, length: int, size: CanvasSize) -> dict[str, np.ndarray]:
+    def _through_window(self, rng: np.random.Generator, images: list[np.ndarray], alphas: list[np.ndarray],
+                        masks: list[np.ndarray], size: CanvasSize) -> dict[str, np.ndarray]:
+        """Real pixels (a still photo repeated, or video frames) seen through a
+        slowly moving window of the canvas's aspect, or squashed whole."""
         h, w = size
-        ph, pw = p.alpha.shape
+        length = len(images)
+        ph, pw = alphas[0].shape
         if rng.random() < self.cfg.p_squash:
             # whole photo into the canvas, aspect not kept: what a landscape engine sees of a portrait photo
             win_w, win_h = pw * rng.uniform(0.85, 1.0), ph * rng.uniform(0.85, 1.0)
@@ -224,18 +239,18 @@ class ClipSynthesizer:
             win_h = win_w * h / w
         start = np.array([rng.uniform(win_w / 2, pw - win_w / 2 + 1e-3), rng.uniform(win_h / 2, ph - win_h / 2 + 1e-3), 1.0, rng.uniform(-6, 6)])
         jitter = np.array([0.08 * pw, 0.08 * ph, 0.1, 3.0])
-        frames, alphas, masks = [], [], []
-        for cx, cy, zoom, angle in self._motion(rng, length, start, jitter):
+        out: dict[str, list[np.ndarray]] = {"src": [], "alpha": [], "mask": []}
+        motion = self._motion(rng, length, start, jitter)
+        for (cx, cy, zoom, angle), *layers in zip(motion, images, alphas, masks):
             sx, sy = w / (win_w / zoom), h / (win_h / zoom)
             m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
             m = np.diag([sx, sy]) @ m
             m[:, 2] += np.array([w / 2, h / 2]) - np.diag([sx, sy]) @ np.array([cx, cy])
-            frames.append(cv2.warpAffine(p.image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
-            alphas.append(cv2.warpAffine(p.alpha, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
-            masks.append(cv2.warpAffine(p.mask, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
-        src = np.stack(frames).astype(np.float32) / 255
+            for key, layer in zip(out, layers):
+                out[key].append(cv2.warpAffine(layer, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT))
+        src = np.stack(out["src"]).astype(np.float32) / 255
         zeros = np.zeros_like(src)
-        return {"src": src, "alpha": np.stack(alphas)[..., None], "mask": np.stack(masks)[..., None],
+        return {"src": src, "alpha": np.stack(out["alpha"])[..., None], "mask": np.stack(out["mask"])[..., None],
                 "fg": zeros, "bg": zeros, "has_fb": np.array(0.0, np.float32)}
 
     # -- photometry ------------------------------------------------------------------

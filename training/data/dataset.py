@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from .clips import ClipConfig, ClipSynthesizer, Portrait
 from .pseudo_alpha import PseudoAlpha
+from .videos import VideoSequence
 
 
 class Teacher:
@@ -50,11 +51,13 @@ class ClipDataset(Dataset):
         sizes: list[tuple[int, int]] | None = None,
         batch: int = 1,
         masks: Path | None = None,
+        videos: list[VideoSequence] | None = None,
     ) -> None:
         """``sizes``: canvas sizes taken in turn, one per ``batch`` consecutive
         indices (a batch shares one size; default: the config's size);
-        ``masks``: the hand-labelled masks' folder (:class:`ClipSynthesizer`)."""
-        self.synth = ClipSynthesizer(portraits, backgrounds, config, masks)
+        ``masks``: the hand-labelled masks' folder and ``videos`` the real
+        sequences (:class:`ClipSynthesizer`)."""
+        self.synth = ClipSynthesizer(portraits, backgrounds, config, masks, videos)
         self.length = length
         self.seed = seed
         self.teacher = teacher

@@ -38,6 +38,9 @@ class MattingNet(nn.Module):
 
     #: True when the model carries state between video frames
     recurrent: bool = False
+    #: True when the net runs at input sizes it did not train at (fully
+    #: convolutional); False for graphs with sizes baked in
+    any_size: bool = True
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         raise NotImplementedError

@@ -222,6 +222,7 @@ class SeededDisentangledMatting(MattingNet):
         self.freeze_until = freeze_until
         self.taps = SEED_GRAPHS[seed]
         self.graph = OnnxTorchGraph(teacher_onnx, free_batch=True, size_free=size_free)
+        self.any_size = size_free
         self.frozen = self.graph.parameters_up_to(freeze_until) if freeze_until else []
         for p in self.frozen:
             p.requires_grad_(False)
