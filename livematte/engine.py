@@ -22,6 +22,7 @@ from livematte.backends import create_backend
 from livematte.backends.base import MattingBackend
 from livematte.manifest import RATIO, EngineManifest, OutputSpec
 from livematte.normalise import InputNormaliser
+from livematte.person_crop import PersonCrop
 from livematte.resize import shrink
 from livematte.upsample import make_upsampler
 
@@ -135,11 +136,14 @@ class Matter:
     (:data:`livematte.backends.PRECISIONS`); ``backend_factory``, when
     given, builds the backend for a graph size instead of the registry
     (the GPU benchmark runs the torch backend on the CPU device this way).
-    The backend
-    is built for the graph size of the first frame and rebuilt when the
-    frame size changes the graph size; a rebuilt backend starts from the
-    initial recurrent state (for an ``input.sizes`` engine this happens when
-    a stream changes orientation or aspect enough to pick another size).
+    ``person_crop`` mattes the region around the person rather than the
+    whole frame (:mod:`livematte.person_crop`); None turns it on for
+    engines that declare several input sizes, the only ones that can take
+    a crop of any shape without squashing it.
+    A backend is built for each graph size the frames need and kept; when
+    the graph size changes (a stream turns from landscape to portrait, the
+    person crop changes shape) that size's backend restarts from the
+    initial recurrent state.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class Matter:
         threads: int | None = None,
         precision: str = "auto",
         backend_factory: Callable[[tuple[int, int]], MattingBackend] | None = None,
+        person_crop: bool | None = None,
     ):
         if not isinstance(model, EngineManifest):
             from livematte.registry import DEFAULT_ENGINE, find_engine
@@ -166,6 +171,11 @@ class Matter:
         self.scene_cuts = SceneCutDetector(scene_cut_threshold) if scene_cut_threshold is not None else None
         self.backend: MattingBackend | None = None
         self._graph_size: tuple[int, int] | None = None
+        self._backends: dict[tuple[int, int], MattingBackend] = {}
+        self._probes: dict[tuple[int, int], MattingBackend] = {}  # whole-frame, stateless (person crop)
+        if person_crop is None:
+            person_crop = bool(manifest.input.sizes)
+        self.person_crop = PersonCrop(manifest.input.sizes or [manifest.graph_size(9, 16)]) if person_crop else None
         self._warned_nonfinite = False
         #: the graph's image tensor for an RGB uint8 image already at the graph's size
         self.normalise = InputNormaliser(manifest.input)
@@ -174,10 +184,12 @@ class Matter:
 
     def _ensure_backend(self, graph_size: tuple[int, int]) -> MattingBackend:
         if self.backend is None or graph_size != self._graph_size:
-            if self.backend is not None:
-                self.backend.close()
-            self.backend = self._make_backend(graph_size)
-            self._graph_size = graph_size
+            backend = self._backends.get(graph_size)
+            if backend is None:
+                backend = self._backends[graph_size] = self._make_backend(graph_size)
+            else:
+                backend.reset()  # its state belongs to frames long gone
+            self.backend, self._graph_size = backend, graph_size
         return self.backend
 
     def reset(self) -> None:
@@ -186,12 +198,17 @@ class Matter:
             self.backend.reset()
         if self.scene_cuts is not None:
             self.scene_cuts.reset()
+        if self.person_crop is not None:
+            self.person_crop.reset()
 
     def close(self) -> None:
-        """Release the backend (sessions, GPU memory); safe to call twice."""
-        if self.backend is not None:
-            self.backend.close()
-            self.backend = None
+        """Release the backends (sessions, GPU memory); safe to call twice."""
+        for backend in (*self._backends.values(), *self._probes.values()):
+            backend.close()
+        self._backends.clear()
+        self._probes.clear()
+        self.backend = None
+        self._graph_size = None
 
     def __enter__(self) -> Matter:
         return self
@@ -249,14 +266,52 @@ class Matter:
 
     def infer(self, rgb: np.ndarray) -> MatteResult:
         """The matte for one RGB uint8 HxWx3 frame, in decode order."""
+        h, w = rgb.shape[:2]
+        scene_cut = self.scene_cuts is not None and self.scene_cuts(rgb)
+        crop = self.person_crop
+        if crop is None:
+            return self._infer_view(rgb, scene_cut)
+        if scene_cut:
+            crop.reset()
+        region = crop.region(h, w)
+        if region is None:
+            result = self._infer_view(rgb, scene_cut)
+        else:
+            result = self._infer_view(np.ascontiguousarray(rgb[region.slices]), scene_cut)
+            alpha = np.zeros((h, w), result.alpha.dtype)
+            alpha[region.slices] = result.alpha
+            result = MatteResult(alpha=alpha, trimap=None, foreground=None, scene_cut=scene_cut,
+                                 timings=result.timings)
+        probe = None
+        if crop.probe_due():
+            t0 = time.perf_counter()
+            probe = self._probe(rgb)
+            result.timings["inference"] += (time.perf_counter() - t0) * 1000.0
+        crop.update(result.alpha, probe)
+        return result
+
+    def _probe(self, rgb: np.ndarray) -> np.ndarray:
+        """The whole frame's matte from a fresh state, coarse (only where people are matters)."""
+        h, w = rgb.shape[:2]
+        placement = self.manifest.placement(h, w)
+        backend = self._probes.get(placement.graph)
+        if backend is None:
+            backend = self._probes[placement.graph] = self._make_backend(placement.graph)
+        backend.reset()
+        inputs = {self.manifest.input.name: self.normalise(self.fit_frame(rgb, placement)[1])}
+        inputs.update(self._constants(h, w))
+        spec = self.manifest.outputs.alpha
+        coarse = self._finite(crop_to_content(activate(backend.run(inputs)[spec.name], spec), placement))
+        return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def _infer_view(self, rgb: np.ndarray, scene_cut: bool) -> MatteResult:
+        """The engine on ``rgb`` (the frame, or the region of it being matted)."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         h, w = rgb.shape[:2]
         placement = self.manifest.placement(h, w)
         backend = self._ensure_backend(placement.graph)
         small, graph_image = self.fit_frame(rgb, placement)
-        # the frame at its graph-input size is plenty for a 32x32 thumbnail and already made
-        scene_cut = self.scene_cuts is not None and self.scene_cuts(small)
         if scene_cut:
             backend.reset()
         inputs = {self.manifest.input.name: self.normalise(graph_image)}

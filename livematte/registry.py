@@ -13,7 +13,7 @@ from livematte.errors import EngineError, Hint
 from livematte.manifest import EngineManifest, Role, load_manifest, validate_against_graph
 
 #: the engine used when ``--model`` is not given
-DEFAULT_ENGINE = "lm-mobile-recurrent"
+DEFAULT_ENGINE = "lm-live"
 
 _PACKAGE = "livematte_engines"
 

@@ -94,8 +94,8 @@ def test_matter_carries_state_and_reset_forgets_it(rvm_manifest_path: Path) -> N
 
 
 def test_matter_by_name_is_the_default_engine() -> None:
-    with livematte.Matter() as default, livematte.Matter("lm-mobile-recurrent") as named:
-        assert default.manifest.name == named.manifest.name == "lm-mobile-recurrent"
+    with livematte.Matter() as default, livematte.Matter("lm-live") as named:
+        assert default.manifest.name == named.manifest.name == "lm-live"
 
 
 def test_open_sink_picks_the_output_kind_from_the_target(tmp_path: Path, clip: Path) -> None:

@@ -178,7 +178,7 @@ def test_state_restarts_when_the_chosen_size_changes_and_is_carried_otherwise(as
         for (h, w), frames in stream:
             result = matter.infer(np.full((h, w, 3), 128, np.uint8))
             np.testing.assert_allclose(result.foreground, frames * ASPECT_STEP, atol=1e-5)
-    assert built == [(144, 256), (256, 144), (144, 256)]
+    assert built == [(144, 256), (256, 144)]  # each size's backend is kept, its state restarted on return
 
 
 # --- the manifest ----------------------------------------------------------------

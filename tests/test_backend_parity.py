@@ -71,6 +71,7 @@ CPU_BACKENDS: dict[str, Factory] = {
 ENGINE_CASES = {
     "lm-mobile-recurrent": (ENGINES / "lm-mobile-recurrent.json", (144, 256)),
     "lm-realtime": (ENGINES / "lm-realtime.json", (256, 192)),
+    "lm-live": (ENGINES / "lm-live.json", (144, 256)),
     "lm-refine": (ENGINES / "refinement" / "lm-refine.json", (72, 128)),
     "peer-mediapipe": ("mediapipe_manifest", (144, 256)),
     "peer-selfie": ("selfie_manifest", (256, 256)),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from livematte.registry import DEFAULT_ENGINE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,7 +23,7 @@ def test_gpu_benchmark_smoke_run_on_cpu() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     model = {m["backend"]: m for m in re.finditer(
-        r"^(?P<backend>cpu|torch)\s+fp32\s+lm-mobile-recurrent\s+144x256\s+(?P<fps>[\d.]+)\s+(?P<max>[\d.]+)\s+"
+        rf"^(?P<backend>cpu|torch)\s+fp32\s+{re.escape(DEFAULT_ENGINE)}\s+144x256\s+(?P<fps>[\d.]+)\s+(?P<max>[\d.]+)\s+"
         r"(?P<mean>[\d.]+)\s+(?P<carried>[\d.]+)\s+(?P<reset>[\d.]+)$", out, re.M)}
     assert set(model) == {"cpu", "torch"}, out
     for row in model.values():

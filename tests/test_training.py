@@ -312,7 +312,7 @@ def test_one_exporter_writes_a_multi_aspect_recurrent_engine_the_runtime_runs(tm
     assert manifest.input.sizes == tuple(sizes) and manifest.input.size is None
     assert [s.shape for s in manifest.state] == [(1, 8, "H/16", "W/16")] * 2
     assert "research use only" in manifest.license and "random values" in manifest.license
-    with Matter(manifest, scene_cut_threshold=None) as matter:
+    with Matter(manifest, scene_cut_threshold=None, person_crop=False) as matter:
         assert matter.infer(np.zeros((360, 640, 3), np.uint8)).alpha.shape == (360, 640)
         assert matter._graph_size == (32, 64)
         assert matter.infer(np.zeros((800, 600, 3), np.uint8)).alpha.shape == (800, 600)

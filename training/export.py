@@ -277,6 +277,8 @@ def run_provenance(cfg: TrainConfig, spec: EngineSpec, training_command: str) ->
         **({"teacher": "MediaPipe selfie segmentation (landscape), Apache-2.0, Google: distillation target"}
            if any(stage.losses.get("distill") for stage in cfg.stages) else {}),
         "initialisation": spec.initialisation,
+        **({"started_from": f"{cfg.init_checkpoint} (the weights of an earlier run of training/)"}
+           if cfg.init_checkpoint else {}),
         "training_command": training_command,
         "git_revision": git_revision(),
     }
