@@ -57,6 +57,7 @@ def process(
     adjust: Callable[[np.ndarray], np.ndarray] | None = None,
     on_progress: ProgressCallback | None = None,
     on_live_stats: Callable[[LiveStats], None] | None = None,
+    person_crop: bool | None = None,
 ) -> PipelineResult:
     """Matte ``input`` (a video file or a stream URL) into ``output``; return what was done.
 
@@ -70,7 +71,8 @@ def process(
     the edges offline (files only, seconds per frame). The keywords are the
     ``livematte process`` options of the same names; ``adjust`` changes the
     8-bit matte before compositing (threshold, feather), ``engine_threads``
-    caps the CPU engine's threads, ``quiet`` keeps the quality mode's
+    caps the CPU engine's threads, ``person_crop`` mattes the region around
+    the person (``Matter``; None: the engine decides), ``quiet`` keeps the quality mode's
     first-run notice off stderr. A live input (a stream URL) is recorded:
     every frame is queued, none dropped, and its audio kept.
 
@@ -96,7 +98,7 @@ def process(
                                  hint=Hint("quality", "realtime"))
             refuse_existing_output(output, overwrite)  # before the engine loads; the sink checks again
             matter = model if isinstance(model, Matter) else cleanup.enter_context(
-                Matter(manifest, backend=backend, threads=engine_threads, precision=precision))
+                Matter(manifest, backend=backend, threads=engine_threads, precision=precision, person_crop=person_crop))
             matte, preparing_s = _matte_stage(matter, quality, quality_method, quality_workers, quiet, cleanup)
             compositor = cleanup.enter_context(contextlib.closing(Compositor(background, source.size)))
             openers = [lambda: open_sink(output, source, alpha=background.channels == 4,
