@@ -21,7 +21,7 @@ Quality (mean per image, via ``livematte.metrics``):
   that lies *outside* the band (pixels the quality mode never touches, so
   only a better coarse matte can fix them).
 
-The real-time engine defaults to the shipped ``lm-mobile-recurrent`` and
+The real-time engine defaults to the shipped default engine (``DEFAULT_ENGINE``) and
 falls back to the MediaPipe peer (docs/examples) when it is not installed.
 Needs ../shared/data; the degraded coarse alphas need torch (training extra).
 """

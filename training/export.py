@@ -197,6 +197,8 @@ def build_manifest(name: str, graph: GraphModule, sizes: list[tuple[int, int]] |
         at = (f"{sizes[0][1]}x{sizes[0][0]} internal" if static else
               "internal " + ", ".join(f"{w}x{h}" for h, w in sizes) + " (nearest the frame's aspect)")
         description = f"Real-time human matting: {spec.family}, {at}"
+        if provenance.get("video_sequences"):
+            description += "; trained on real video as well as portraits"
     return EngineManifest(
         name=name, onnx=f"{name}.onnx", description=description, role=spec.role, input=image, state=state,
         coarse=CoarseSpec(name="coarse", layout="NCHW") if spec.coarse else None,
