@@ -29,8 +29,25 @@ def cache_dir() -> Path:
     return Path(base) / "livematte" / "numba"
 
 
+#: written into the cache directory once pymatting imported with it: numba's own layout
+#: there changes between versions (0.68 names folders after the source folder and a hash,
+#: without "pymatting"), so the cache is recognised by this marker, not by numba's paths
+MARKER = "pymatting-compiled.txt"
+
+
+def _versions() -> str:
+    """What the cached machine code was compiled by and for: another version compiles again."""
+    from importlib.metadata import version
+
+    return f"numba {version('numba')}, pymatting {version('pymatting')}, python {sys.version_info[:2]}"
+
+
 def _compiled(directory: Path) -> bool:
-    return directory.is_dir() and any("pymatting" in path.parts for path in directory.rglob("*.nbi"))
+    marker = directory / MARKER
+    try:
+        return marker.is_file() and marker.read_text() == _versions() and any(directory.rglob("*.nbi"))
+    except (OSError, ImportError):  # unreadable, or numba/pymatting missing: the import below says so
+        return False
 
 
 def prepare_quality(quiet: bool) -> float:
@@ -50,4 +67,8 @@ def prepare_quality(quiet: bool) -> float:
                   f"cached in {directory})", file=sys.stderr, flush=True)
     import livematte.quality.closed_form  # noqa: F401  - pymatting compiles, or loads the cached code
 
+    try:
+        (directory / MARKER).write_text(_versions())
+    except OSError:  # a read-only cache: the next run says it is preparing again, nothing worse
+        pass
     return time.monotonic() - started
