@@ -393,7 +393,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 PERSON_CROP = {"auto": None, "on": True, "off": False}
 
 
-
 def _backend_name(text: str) -> str:
     """``--backend`` value: a name from the backend registry, else a bad option (exit 2)."""
     from livematte.backends import UnknownBackend, backend_spec

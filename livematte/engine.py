@@ -255,6 +255,17 @@ class Matter:
             for c in self.manifest.constants
         }
 
+    def _graph_inputs(self, graph_image: np.ndarray, frame_h: int, frame_w: int) -> dict[str, np.ndarray]:
+        """The feeds of one frame (its image at the graph's size), state aside."""
+        inputs = {self.manifest.input.name: self.normalise(graph_image)}
+        inputs.update(self._constants(frame_h, frame_w))
+        return inputs
+
+    def _alpha_of(self, outputs: dict[str, np.ndarray], placement: Placement) -> np.ndarray:
+        """The alpha output as a finite H x W matte in [0, 1], cropped to the frame's content."""
+        spec = self.manifest.outputs.alpha
+        return self._finite(crop_to_content(activate(outputs[spec.name], spec), placement))
+
     def _finite(self, alpha: np.ndarray) -> np.ndarray:
         if not np.isfinite(alpha).all():
             if not self._warned_nonfinite:
@@ -298,10 +309,7 @@ class Matter:
         if backend is None:
             backend = self._probes[placement.graph] = self._make_backend(placement.graph)
         backend.reset()
-        inputs = {self.manifest.input.name: self.normalise(self.fit_frame(rgb, placement)[1])}
-        inputs.update(self._constants(h, w))
-        spec = self.manifest.outputs.alpha
-        coarse = self._finite(crop_to_content(activate(backend.run(inputs)[spec.name], spec), placement))
+        coarse = self._alpha_of(backend.run(self._graph_inputs(self.fit_frame(rgb, placement)[1], h, w)), placement)
         return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def _infer_view(self, rgb: np.ndarray, scene_cut: bool) -> MatteResult:
@@ -314,14 +322,13 @@ class Matter:
         small, graph_image = self.fit_frame(rgb, placement)
         if scene_cut:
             backend.reset()
-        inputs = {self.manifest.input.name: self.normalise(graph_image)}
-        inputs.update(self._constants(h, w))
+        inputs = self._graph_inputs(graph_image, h, w)
         t1 = time.perf_counter()
         outputs = backend.run(inputs)
         t2 = time.perf_counter()
 
         spec = self.manifest.outputs
-        alpha = self._finite(crop_to_content(activate(outputs[spec.alpha.name], spec.alpha), placement))
+        alpha = self._alpha_of(outputs, placement)
         trimap, foreground = (crop_to_content(activate(outputs[out.name], out), placement) if out else None
                               for out in (spec.trimap, spec.foreground))
         t3 = time.perf_counter()

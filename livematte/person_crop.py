@@ -55,10 +55,11 @@ Box = tuple[float, float, float, float]
 def person_box(alpha: np.ndarray, threshold: float = 0.5, step: int = 4) -> Box | None:
     """The box around the pixels of ``alpha`` (H x W in [0, 1]) above ``threshold``,
     read every ``step`` pixels (plenty for a box); None when there are too few to be a person."""
-    rows = np.flatnonzero((alpha[::step, ::step] > threshold).any(axis=1))
+    person = alpha[::step, ::step] > threshold
+    rows = np.flatnonzero(person.any(axis=1))
     if rows.size < 2:
         return None
-    cols = np.flatnonzero((alpha[::step, ::step] > threshold).any(axis=0))
+    cols = np.flatnonzero(person.any(axis=0))
     return (float(rows[0] * step), float(cols[0] * step), float((rows[-1] + 1) * step), float((cols[-1] + 1) * step))
 
 

@@ -310,6 +310,8 @@ class StreamSource(_AVSource):
     """
 
     live = True
+    #: the longest pause between two reconnect attempts (they start 0.25 s apart and double)
+    RECONNECT_BACKOFF_S = 4.0
 
     def __init__(
         self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, reconnect_for: float = 30.0,
@@ -474,12 +476,12 @@ class StreamSource(_AVSource):
                         return
                     except av.error.FFmpegError:
                         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-                        delay = min(delay * 2, 4.0)
+                        delay = min(delay * 2, self.RECONNECT_BACKOFF_S)
             finally:
                 ffmpeg_threads.finished()
 
         thread = threading.Thread(target=reopen, name="livematte-reconnect", daemon=True)
-        ffmpeg_threads.started(thread, self._timeouts[0] + 4.0)
+        ffmpeg_threads.started(thread, self._timeouts[0] + self.RECONNECT_BACKOFF_S)  # an open, or a back-off sleep
         thread.start()
         period = 1.0 / (self.fps or 30.0)
         while thread.is_alive() and not self._closed:

@@ -48,6 +48,7 @@ from livematte.registry import find_engine
 from .config import REPO_ROOT
 from .data.clips import ClipConfig, ClipSynthesizer
 from .data.pseudo_alpha import PseudoAlpha
+from .data.videos import sequence_files
 
 SHARED = REPO_ROOT.parent / "shared"
 DATA = SHARED / "data"
@@ -135,8 +136,8 @@ def video_sequences(root: Path, limit: int | None,
     ``<seq>/mask``) but those in ``exclude``."""
     sequences = []
     for seq in sorted(p for p in root.iterdir() if (p / "frames").is_dir() and p.name not in exclude):
-        frames = sorted((seq / "frames").iterdir())[:limit]
-        sequences.append((frames, [seq / "mask" / f"{f.stem}.png" for f in frames]))
+        frames, masks = sequence_files(seq)
+        sequences.append((frames[:limit], masks[:limit]))
     return sequences
 
 

@@ -28,17 +28,22 @@ class VideoSequence:
         return len(self.frames)
 
 
+def sequence_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """A sequence's frames in order (``<folder>/frames/*``) and each one's mask
+    (``<folder>/mask/<stem>.png``): the layout of ``davis-person``."""
+    frames = sorted((folder / "frames").iterdir()) if (folder / "frames").is_dir() else []
+    return frames, [folder / "mask" / f"{frame.stem}.png" for frame in frames]
+
+
 def load_sequences(root: Path, names: list[str]) -> list[VideoSequence]:
-    """The named sequences under ``root`` (``<name>/frames/*.jpg``, ``<name>/mask/*.png``)."""
+    """The named sequences under ``root`` (see :func:`sequence_files`)."""
     sequences = []
     for name in names:
-        folder = root / name
-        frame_paths = sorted((folder / "frames").iterdir()) if (folder / "frames").is_dir() else []
+        frame_paths, mask_paths = sequence_files(root / name)
         if not frame_paths:
-            raise FileNotFoundError(f"no frames under {folder / 'frames'}")
+            raise FileNotFoundError(f"no frames under {root / name / 'frames'}")
         frames, masks = [], []
-        for path in frame_paths:
-            mask_path = folder / "mask" / f"{path.stem}.png"
+        for path, mask_path in zip(frame_paths, mask_paths):
             mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
             if mask is None:
                 raise FileNotFoundError(f"{path} has no mask {mask_path}")
