@@ -294,7 +294,8 @@ class Matter:
             result = MatteResult(alpha=alpha, trimap=None, foreground=None, scene_cut=scene_cut,
                                  timings=result.timings)
         probe = None
-        if crop.probe_due():
+        # a whole-frame pass already sees everyone: probes only look beyond a region
+        if region is not None and crop.probe_due():
             t0 = time.perf_counter()
             probe = self._probe(rgb)
             result.timings["inference"] += (time.perf_counter() - t0) * 1000.0

@@ -17,9 +17,10 @@ webcam shot, fills the frame and is left alone.
   gradually, so the region, and the carried state with it, stays steady;
 * the aspect changes only when another fits clearly better (a change of
   input size restarts the engine's recurrent state);
-* every ``probe_every`` frames the caller also mattes the whole frame
-  without state (:meth:`probe_due`), so someone entering outside the region
-  is found; the region then covers them too.
+* every ``probe_every`` frames while a region is in use the caller also
+  mattes the whole frame without state (:meth:`probe_due`), so someone
+  entering outside the region is found; the region then covers them too.
+  While the whole frame is matted anyway, a probe would see nothing new.
 
 Pure geometry on mattes; the engine calls are the caller's (``Matter``).
 """

@@ -120,6 +120,18 @@ def test_matter_mattes_the_region_and_finds_a_newcomer_outside_it(aspect: Engine
         assert found[-1] > 0.9, found
 
 
+def test_no_probe_runs_while_the_whole_frame_is_matted(aspect: EngineManifest) -> None:
+    """Close-up framing: the region is the whole frame, so a probe would repeat the same pass."""
+    with Matter(aspect, scene_cut_threshold=None, upsampler="bilinear") as matter:
+        assert matter.person_crop is not None and matter.person_crop.probe_every < 20
+        close_up = np.zeros((*FRAME, 3), np.uint8)
+        close_up[100:, 300:1000] = 255
+        for _ in range(20):
+            matter.infer(close_up)
+        assert matter.person_crop.region(*FRAME) is None
+        assert not matter._probes  # a probe builds its own backend on first use
+
+
 def test_person_crop_off_mattes_the_whole_frame(aspect: EngineManifest) -> None:
     with Matter(aspect, scene_cut_threshold=None, person_crop=False) as matter:
         assert matter.person_crop is None
