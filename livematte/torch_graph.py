@@ -209,7 +209,7 @@ class OnnxTorchGraph(nn.Module):
         op, at = node.op_type, _attrs(node)
         free = self._size_free.get(index)
         if free == "global":
-            return [a[0].mean(dim=(2, 3), keepdim=True)]
+            return [F.adaptive_avg_pool2d(a[0], 1)]
         if isinstance(free, tuple):
             if _text(at.get("mode", b"nearest")) == "linear":
                 return [F.interpolate(a[0], scale_factor=free, mode="bilinear", align_corners=False)]
@@ -294,7 +294,7 @@ class OnnxTorchGraph(nn.Module):
             dims = tuple(int(d) for d in axes) if axes is not None else tuple(range(a[0].dim()))
             return [a[0].mean(dim=dims, keepdim=bool(at.get("keepdims", 1)))]
         if op == "GlobalAveragePool":
-            return [a[0].mean(dim=(2, 3), keepdim=True)]
+            return [F.adaptive_avg_pool2d(a[0], 1)]
         if op == "Resize":
             return [self._resize(a, at)]
         if op == "Concat":

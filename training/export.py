@@ -13,7 +13,8 @@ a graph and a manifest written through :mod:`livematte.manifest`:
   trained at several aspect ratios (``sizes`` in its config) gets dynamic
   H/W and declares its sizes, and the runtime picks the one nearest each
   frame's aspect; a refinement stage runs at any size (tiles);
-- opset 17, ops TensorRT's ONNX parser takes.
+- opset 17, ops TensorRT's ONNX parser takes; exact rewrites that make the
+  graph cheaper (:mod:`training.onnx_passes`) run before the checks.
 
 Nothing is written under the requested name unless the export checks out:
 ONNX Runtime must reproduce torch within 1e-4 at every declared size over
@@ -48,6 +49,7 @@ from .config import REPO_ROOT, StageConfig, TrainConfig
 from .models.base import MattingNet
 from .models.registry import build_model
 from .models.spec import EngineSpec
+from .onnx_passes import optimise
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -146,6 +148,9 @@ def export_onnx(graph: GraphModule, sizes: list[tuple[int, int]] | None, path: P
         torch.onnx.export(graph.eval(), example, str(path), opset_version=OPSET, dynamo=False, do_constant_folding=True,
                           input_names=graph.input_names, output_names=graph.output_names,
                           dynamic_axes={k: v for k, v in axes.items() if k in names} if dynamic else None)
+    model = onnx.load(str(path))
+    optimise(model)
+    onnx.save(model, str(path))
 
 
 def max_difference(graph: GraphModule, onnx_path: Path, sizes: list[tuple[int, int]] | None,
