@@ -9,14 +9,23 @@ astronaut when that is absent), CPU backend.
 Compositor: mean milliseconds per ``Compositor.compose`` for each
 background kind, with and without colour decontamination.
 
-    python benchmarks/engine_stages.py [--frames 20] [--threads N] [--peers selfie mediapipe]
+With ``--repeat N`` every engine is timed N times, the rounds interleaved
+(each round times every engine once, so a slow spell of a shared machine
+falls on all of them alike), and each number is the median over the
+rounds; the ``vs ref`` column is the median over the rounds of the
+engine's inference (model call) time divided by the reference engine's in
+the same round (``--reference``, MediaPipe square by default).
+
+    python benchmarks/engine_stages.py [--frames 20] [--repeat 3] [--threads N] [--peers selfie mediapipe]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import cv2
@@ -98,6 +107,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="OpenCV threads (default: OpenCV's choice)")
     parser.add_argument("--peers", nargs="*", choices=sorted(PEERS), default=sorted(PEERS), metavar="PEER",
                         help=f"peer models to compare (default all: {', '.join(sorted(PEERS))})")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds per engine; medians are printed (default 1)")
+    parser.add_argument("--reference", default="peer-selfie-square",
+                        help="engine whose model call the 'vs ref' column divides by (default peer-selfie-square)")
     parser.add_argument("--no-compositor", action="store_true", help="time the engines only")
     args = parser.parse_args()
     if args.threads is not None:
@@ -110,17 +122,25 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 3
 
-    print(f"engine stages, mean wall ms per frame over {args.frames} frames (CPU backend); "
-          "cpu = process CPU ms per frame, all threads")
-    print(f"{'engine':30} {'frame':>9} " + " ".join(f"{s:>11}" for s in STAGES) + f" {'total':>8} {'cpu':>8}")
-    for manifest in manifests:
-        for height, width in SIZES:
-            frame = cover(rgb, (height, width))
-            # the recurrent peer runs its graph at full frame size: fewer frames keep this short
-            frames = max(3, args.frames // 4) if manifest.input.downsample_in_graph else args.frames
-            stages, cpu_ms = time_engine(manifest, frame, frames)
-            print(f"{manifest.name:30} {width}x{height:<4} " + " ".join(f"{stages[s]:11.2f}" for s in STAGES)
-                  + f" {sum(stages.values()):8.2f} {cpu_ms:8.2f}")
+    rounds: dict[tuple[str, int, int], list[tuple[dict[str, float], float]]] = defaultdict(list)
+    for _ in range(args.repeat):
+        for manifest in manifests:
+            for height, width in SIZES:
+                # the recurrent peer runs its graph at full frame size: fewer frames keep this short
+                frames = max(3, args.frames // 4) if manifest.input.downsample_in_graph else args.frames
+                rounds[manifest.name, height, width].append(time_engine(manifest, cover(rgb, (height, width)), frames))
+
+    print(f"engine stages, mean wall ms per frame over {args.frames} frames (CPU backend), median of {args.repeat} "
+          f"interleaved round(s); cpu = process CPU ms per frame, all threads; vs ref = inference / {args.reference}'s")
+    print(f"{'engine':30} {'frame':>9} " + " ".join(f"{s:>11}" for s in STAGES) + f" {'total':>8} {'cpu':>8} {'vs ref':>7}")
+    for (name, height, width), timed in rounds.items():
+        stages = {s: statistics.median(t[0][s] for t in timed) for s in STAGES}
+        cpu_ms = statistics.median(t[1] for t in timed)
+        reference = rounds.get((args.reference, height, width))
+        ratio = (f"{statistics.median(t[0]['inference'] / r[0]['inference'] for t, r in zip(timed, reference)):7.2f}"
+                 if reference else f"{'-':>7}")
+        print(f"{name:30} {width}x{height:<4} " + " ".join(f"{stages[s]:11.2f}" for s in STAGES)
+              + f" {sum(stages.values()):8.2f} {cpu_ms:8.2f} {ratio}")
 
     if args.no_compositor:
         return 0
