@@ -97,6 +97,38 @@ def test_square_seeded_model_runs_at_every_aspect_and_segments_like_mediapipe() 
 
 
 @needs_data
+def test_full_resolution_alpha_head_starts_from_a_stride2_run(tmp_path: Path) -> None:
+    """A run may swap the stride-2 alpha decoder for the full-resolution one on
+    trained weights: everything else loads, the new layers are named."""
+    from training.models.disentangled import SeededDisentangledMatting
+    from training.train import load_initial_weights
+
+    square = SHARED / "peers" / "obsbgr__selfie_segmentation.onnx"
+    stride2 = SeededDisentangledMatting(square, hidden=4, freeze_until=None, seed="square", size_free=True)
+    torch.save({"model": stride2.state_dict()}, tmp_path / "final.pt")
+    full = SeededDisentangledMatting(square, hidden=4, freeze_until=None, seed="square", size_free=True,
+                                     full_resolution_alpha=True).eval()
+    logged: list[str] = []
+    load_initial_weights(full, tmp_path / "final.pt", torch.device("cpu"), logged.append)
+    assert len(logged) == 1 and "alpha.up.conv.weight" in logged[0] and "not used: alpha.out.weight" in logged[0]
+    assert torch.equal(full.unknown[1].weight, stride2.unknown[1].weight)
+    with torch.no_grad():
+        out = full(torch.rand(1, 3, 256, 192))
+    assert out["alpha"].shape == (1, 1, 256, 192) and out["trimap_prob"].shape == (1, 3, 128, 96)
+    assert "full-resolution alpha" in full.engine_spec().family
+
+
+def test_edge_band_is_the_ring_around_the_masks_contour() -> None:
+    from training.evaluate import EDGE_BAND, edge_band
+
+    mask = np.zeros((100, 100), np.uint8)
+    mask[30:70, 30:70] = 255
+    band = edge_band(mask)
+    assert band[30, 50] and band[30 - EDGE_BAND, 50] and band[29 + EDGE_BAND, 50]
+    assert not band[50, 50] and not band[30 - EDGE_BAND - 2, 50] and not band[0, 0]
+
+
+@needs_data
 def test_clip_dataset_gives_each_batch_one_size_in_turn() -> None:
     from training.data.clips import ClipConfig, load_backgrounds
     from training.data.dataset import ClipDataset

@@ -195,6 +195,24 @@ def cosine_lr(stage: StageConfig, step: int) -> float:
     return stage.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def load_initial_weights(model: torch.nn.Module, path: Path, device: torch.device, log=print) -> None:
+    """Start from an earlier run's weights (``init_checkpoint``).
+
+    A run may change a head of the model it starts from (a full-resolution
+    alpha decoder on a trained trunk): tensors the earlier model lacked, or
+    had in another shape, keep their fresh initialisation, and the log names
+    them and any of the earlier run's tensors left unused."""
+    saved = torch.load(path, map_location=device, weights_only=False)["model"]
+    own = model.state_dict()
+    usable = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(usable, strict=False)
+    fresh = [k for k in own if k not in usable]
+    unused = [k for k in saved if k not in usable]
+    if fresh or unused:
+        log(f"started from {path}: {len(usable)} tensors; newly initialised: {', '.join(fresh) or 'none'}; "
+            f"not used: {', '.join(unused) or 'none'}")
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto", log=print) -> dict[str, float]:
     """Run (or resume) every stage; returns the final validation metrics."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
@@ -206,7 +224,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
     ckpt_path = out / CHECKPOINT
     state = None
     if cfg.init_checkpoint:
-        model.load_state_dict(torch.load(cfg.resolve(cfg.init_checkpoint), map_location=dev, weights_only=False)["model"])
+        load_initial_weights(model, cfg.resolve(cfg.init_checkpoint), dev, log)
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])

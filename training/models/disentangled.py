@@ -203,6 +203,16 @@ class SeededDisentangledMatting(MattingNet):
     it trains and runs at several aspect ratios (portrait, square,
     landscape), otherwise only at the size it was converted at.
 
+    ``full_resolution_alpha``: the alpha decoder enlarges its stride-2
+    features to the input's resolution (sub-pixel convolution) and refines
+    them with the image itself there, and the trimap probabilities are
+    enlarged to meet it; otherwise (the real-time engines) the alpha stays
+    at stride 2 and the runtime's guided upsampler enlarges it. The guided
+    upsampler alone cannot recover what stride 2 loses: the hand masks of
+    the 240 ``eg1800-portraits``, shrunk to stride 2 of a 256x192 input and
+    guided back to 600x800, already differ from themselves by SAD 3.5; from
+    the input's own resolution, 2.3.
+
     ``freeze_until`` keeps the pretrained layers up to that tensor fixed.
     The first shipped engine froze the whole landscape graph
     (``segment:0``): fine-tuning it at 2e-3 on squashed portraits lost
@@ -214,7 +224,7 @@ class SeededDisentangledMatting(MattingNet):
     recurrent = True
 
     def __init__(self, teacher_onnx: str | Path, hidden: int = 24, freeze_until: str | None = MEDIAPIPE_STRIDE8,
-                 seed: str = "landscape", size_free: bool = False) -> None:
+                 seed: str = "landscape", size_free: bool = False, full_resolution_alpha: bool = False) -> None:
         super().__init__()
         if seed not in SEED_GRAPHS:
             raise ValueError(f"unknown seed graph {seed!r}; choose from {sorted(SEED_GRAPHS)}")
@@ -230,7 +240,8 @@ class SeededDisentangledMatting(MattingNet):
         self.temporal = RecurrentTrimapHead(16, hidden, stride=4)
         self.unknown = nn.Sequential(SeparableConv(16, 8), nn.Conv2d(8, 1, 1))
         nn.init.constant_(self.unknown[1].bias, -4.0)
-        self.alpha = AlphaDecoder(16, 16, full_resolution=False)
+        self.full_resolution_alpha = full_resolution_alpha
+        self.alpha = AlphaDecoder(16, 16, full_resolution=full_resolution_alpha)
 
     def _stride2_logits(self) -> nn.Conv2d:
         """MediaPipe's last layer (2x2 stride-2 transposed conv + bias) averaged over
@@ -259,20 +270,26 @@ class SeededDisentangledMatting(MattingNet):
 
     def engine_spec(self) -> EngineSpec:
         kept = f"frozen up to tensor {self.freeze_until!r}" if self.freeze_until else "fine-tuned"
+        alpha = "full-resolution alpha head" if self.full_resolution_alpha else "alpha heads"
         return EngineSpec(
-            "disentangled matting on a MediaPipe encoder (trimap + alpha heads, ConvLSTM state)",
+            f"disentangled matting on a MediaPipe encoder (trimap + {alpha}, ConvLSTM state)",
             f"encoder and trimap decoder are MediaPipe selfie segmentation ({self.seed_name}) weights, {kept}",
             "Apache-2.0 (Google MediaPipe selfie segmentation)")
 
     def forward(self, src: Tensor, state: State = None) -> MattingOutput:
         _, taps = self.graph(src.permute(0, 2, 3, 1), taps=(self.taps.decoder, self.taps.shallow), outputs=False)
         decoder, shallow = taps[self.taps.decoder], taps[self.taps.shallow]
-        # the heads and the matte stay at stride 2, where the decoder's features are:
-        # every full-resolution op cost as much as a decoder layer, and the runtime's
-        # guided upsampler enlarges the matte against the full frame anyway
+        # the heads stay at stride 2, where the decoder's features are: every
+        # full-resolution op cost as much as a decoder layer; the real-time matte too,
+        # which the runtime's guided upsampler enlarges against the full frame
         seg = self.seg(decoder)  # B x 1 x H/2 x W/2 (person) or B x 2 (background, person) logits
         background = torch.zeros_like(seg) if self.taps.person_only else seg[:, :1]
         trimap, state = self.temporal(torch.cat([background, self.unknown(decoder), seg[:, -1:]], 1), decoder, state)
         prob = channel_softmax(trimap)
-        alpha_r = self.alpha(decoder, shallow, decoder)
-        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=fuse(prob, alpha_r), state=state)
+        if self.full_resolution_alpha:
+            alpha_r = self.alpha(decoder, shallow, src)
+            alpha = fuse(upsample_to(prob, alpha_r), alpha_r)
+        else:
+            alpha_r = self.alpha(decoder, shallow, decoder)
+            alpha = fuse(prob, alpha_r)
+        return MattingOutput(trimap=trimap, trimap_prob=prob, alpha_r=alpha_r, alpha=alpha, state=state)
