@@ -33,15 +33,16 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 
-def constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
+def constant_value(model: onnx.ModelProto, name: str) -> np.ndarray | None:
     """The value of tensor ``name`` when it is computed from constants alone
     (initialisers and ``Constant`` nodes), else None."""
+    graph = model.graph
     initialisers = {i.name: i for i in graph.initializer}
     if name in initialisers:
         return numpy_helper.to_array(initialisers[name])
     producer = {out: node for node in graph.node for out in node.output}
     graph_inputs = {i.name for i in graph.input}
-    needed: list[onnx.NodeProto] = []
+    needed: dict[int, onnx.NodeProto] = {}
     used: set[str] = set()
     pending, seen = [name], set()
     while pending:
@@ -55,28 +56,27 @@ def constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray | None:
             return None
         else:
             node = producer[tensor]
-            if node not in needed:
-                needed.append(node)
+            needed[id(node)] = node
             pending.extend(node.input)
-    order = {id(node): k for k, node in enumerate(graph.node)}
-    needed.sort(key=lambda node: order[id(node)])
-    sub = helper.make_graph(needed, "constant", [], [helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)],
+    in_order = [node for node in graph.node if id(node) in needed]
+    sub = helper.make_graph(in_order, "constant", [],
+                            [helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)],
                             [initialisers[t] for t in sorted(used)])
-    return ReferenceEvaluator(helper.make_model(sub, opset_imports=[helper.make_opsetid("", 17)])).run(None, {})[0]
+    return ReferenceEvaluator(helper.make_model(sub, opset_imports=model.opset_import)).run(None, {})[0]
 
 
-def _zero_padding(graph: onnx.GraphProto, pad: onnx.NodeProto) -> list[int] | None:
+def _zero_padding(model: onnx.ModelProto, pad: onnx.NodeProto) -> list[int] | None:
     """A constant-mode, zero-valued Pad's spatial (begin..., end...) pads of a 4-D tensor, else None."""
     mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
     if mode != b"constant" or len(pad.input) < 2:
         return None
     if len(pad.input) > 2 and pad.input[2]:
-        value = constant_value(graph, pad.input[2])
+        value = constant_value(model, pad.input[2])
         if value is None or np.any(value != 0):
             return None
     if len(pad.input) > 3 and pad.input[3]:  # opset 18 axes
         return None
-    pads = constant_value(graph, pad.input[1])
+    pads = constant_value(model, pad.input[1])
     if pads is None or pads.shape != (8,) or np.any(pads < 0) or np.any(pads[[0, 1, 4, 5]] != 0):
         return None
     return [int(p) for p in pads[[2, 3, 6, 7]]]
@@ -96,7 +96,7 @@ def fold_pads_into_convs(model: onnx.ModelProto) -> int:
         if not convs or any(c.op_type != "Conv" or c.input[0] != pad.output[0]
                             or _attribute(c, "auto_pad", b"NOTSET") != b"NOTSET" for c in convs):
             continue
-        extra = _zero_padding(graph, pad)
+        extra = _zero_padding(model, pad)
         if extra is None:
             continue
         for conv in convs:
@@ -120,7 +120,7 @@ def fuse_hard_swish(model: onnx.ModelProto) -> int:
         return len(readers[tensor]) == 1 and tensor not in outputs
 
     def is_constant(tensor: str, value: float) -> bool:
-        found = constant_value(graph, tensor)
+        found = constant_value(model, tensor)
         return found is not None and found.size == 1 and bool(np.isclose(found, value))
 
     fused: list[tuple[onnx.NodeProto, str, list[onnx.NodeProto]]] = []
@@ -160,7 +160,7 @@ def split_single_channel_convs(model: onnx.ModelProto) -> int:
     for conv in list(graph.node):
         if conv.op_type != "Conv" or _attribute(conv, "group", 1) != 1 or len(conv.input) < 2:
             continue
-        weight = constant_value(graph, conv.input[1])
+        weight = constant_value(model, conv.input[1])
         if weight is None or weight.ndim != 4 or weight.shape[0] != 1 or weight.shape[2:] == (1, 1):
             continue
         channels = weight.shape[1]
