@@ -58,6 +58,7 @@ def process(
     on_progress: ProgressCallback | None = None,
     on_live_stats: Callable[[LiveStats], None] | None = None,
     person_crop: bool | None = None,
+    flip_average: bool | None = None,
 ) -> PipelineResult:
     """Matte ``input`` (a video file or a stream URL) into ``output``; return what was done.
 
@@ -72,7 +73,10 @@ def process(
     ``livematte process`` options of the same names; ``adjust`` changes the
     8-bit matte before compositing (threshold, feather), ``engine_threads``
     caps the CPU engine's threads, ``person_crop`` mattes the region around
-    the person (``Matter``; None: the engine decides), ``quiet`` keeps the quality mode's
+    the person (``Matter``; None: the engine decides), ``flip_average`` also
+    mattes each frame's mirror image and averages the two (``Matter``; None:
+    on for ``quality="high"``, whose coarse matte it improves at a cost that
+    is small beside the edge solving), ``quiet`` keeps the quality mode's
     first-run notice off stderr. A live input (a stream URL) is recorded:
     every frame is queued, none dropped, and its audio kept.
 
@@ -98,7 +102,8 @@ def process(
                                  hint=Hint("quality", "realtime"))
             refuse_existing_output(output, overwrite)  # before the engine loads; the sink checks again
             matter = model if isinstance(model, Matter) else cleanup.enter_context(
-                Matter(manifest, backend=backend, threads=engine_threads, precision=precision, person_crop=person_crop))
+                Matter(manifest, backend=backend, threads=engine_threads, precision=precision, person_crop=person_crop,
+                       flip_average=quality == "high" if flip_average is None else flip_average))
             matte, preparing_s = _matte_stage(matter, quality, quality_method, quality_workers, quiet, cleanup)
             compositor = cleanup.enter_context(contextlib.closing(Compositor(background, source.size)))
             openers = [lambda: open_sink(output, source, alpha=background.channels == 4,
