@@ -178,6 +178,15 @@ def test_evaluation_leaves_out_the_sequences_any_engine_trained_on(tmp_path: Pat
     assert trained_sequences(models[:1]) == frozenset()
 
 
+def test_evaluation_can_add_each_engine_with_the_mirror_image_averaged_in(tmp_path: Path) -> None:
+    from training.evaluate import load_models
+
+    plain, flipped = load_models(["lm-live"], (), tmp_path, flip_average=True)
+    assert (plain.label, flipped.label) == ("lm-live", "lm-live+flip") and flipped.manifest is plain.manifest
+    with plain.matter() as a, flipped.matter() as b:
+        assert not a.flip_average and b.flip_average
+
+
 def test_stage_lr_scale_sets_each_group_rate() -> None:
     from training.config import StageConfig
     from training.train import configure_stage, make_optimizer

@@ -72,6 +72,11 @@ class Model:
     label: str
     manifest: EngineManifest
     recurrent: bool
+    flip_average: bool = False
+
+    def matter(self) -> Matter:
+        """The runtime's matter for this model, as every set runs it (no scene-cut resets)."""
+        return Matter(self.manifest, scene_cut_threshold=None, flip_average=self.flip_average)
 
 
 def read_pairs(folder: Path, truth: str) -> list[tuple[Path, Path]]:
@@ -91,7 +96,7 @@ def image_metrics(model: Model, pairs: list[tuple[Path, Path]],
                   limit: int | None) -> tuple[dict[str, float], dict[str, float]]:
     """Mean SAD/MSE/Grad/Conn/IoU over still images, state reset before each one;
     and SAD/MSE/Grad/Conn within :data:`EDGE_BAND` pixels of each truth's 0.5 contour."""
-    matter = Matter(model.manifest, scene_cut_threshold=None)
+    matter = model.matter()
     rows, band_rows = [], []
     for image, gt in pairs[:limit]:
         matter.reset()
@@ -133,7 +138,7 @@ def edge_metrics(model: Model, folder: Path, trimaps: str | None) -> dict[str, f
     The band is where mattes differ from masks (hair, fur, blur); the
     alphamatting.com and Composition-1k images are objects and crops as well
     as people, so a person model's numbers there partly measure segmentation."""
-    matter = Matter(model.manifest, scene_cut_threshold=None)
+    matter = model.matter()
     rows = []
     for image, gt in read_pairs(folder, "alpha"):
         matter.reset()
@@ -164,7 +169,7 @@ def video_metrics(model: Model, sequences: list[tuple[list[Path], list[Path]]], 
     The state is reset at the start of each sequence and, with ``carry_state``
     off, before every frame (the control for recurrent engines). Each
     sequence counts once, however many frames it has."""
-    matter = Matter(model.manifest, scene_cut_threshold=None)
+    matter = model.matter()
     rows = []
     for frames, masks in sequences:
         matter.reset()
@@ -193,7 +198,7 @@ def eval_clips(pairs: list[tuple[Path, Path]], static: bool, count: int, length:
 
 
 def clip_metrics(model: Model, clips: list[dict[str, np.ndarray]], carry_state: bool) -> dict[str, float]:
-    matter = Matter(model.manifest, scene_cut_threshold=None)
+    matter = model.matter()
     rows = []
     for clip in clips:
         matter.reset()
@@ -212,18 +217,21 @@ def clip_metrics(model: Model, clips: list[dict[str, np.ndarray]], carry_state: 
 
 def engine_ms(model: Model, size: tuple[int, int] = (720, 1280), frames: int = 25) -> float:
     """Median ms per frame of the backend call alone (the engine's own cost)."""
-    matter = Matter(model.manifest, scene_cut_threshold=None)
+    matter = model.matter()
     rgb = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
     times = [matter.infer(rgb).timings["inference"] for _ in range(frames)]
     matter.close()
     return float(np.median(times[5:]))
 
 
-def load_models(names: list[str], peers: tuple[str, ...], tmp: Path) -> list[Model]:
+def load_models(names: list[str], peers: tuple[str, ...], tmp: Path, flip_average: bool = False) -> list[Model]:
+    """The named engines, then the peers, then (``flip_average``) each named engine
+    again with the mirror image averaged in, labelled ``NAME+flip``."""
     models = []
     for name in names:
         manifest = find_engine(name)
         models.append(Model(manifest.name, manifest, bool(manifest.state)))
+    flipped = [replace(m, label=f"{m.label}+flip", flip_average=True) for m in models] if flip_average else []
     for peer in peers:
         onnx_path = SHARED / "peers" / PEERS[peer][0]
         if onnx_path.exists():
@@ -231,7 +239,7 @@ def load_models(names: list[str], peers: tuple[str, ...], tmp: Path) -> list[Mod
             models.append(Model(manifest.name, manifest, bool(manifest.state)))
         else:
             print(f"note: {onnx_path} absent, peer {peer} skipped", file=sys.stderr)
-    return models
+    return models + flipped
 
 
 def trained_sequences(models: list[Model], also: tuple[str, ...] = ()) -> frozenset[str]:
@@ -319,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--exclude-sequences", nargs="+", default=[], metavar="NAME",
                     help="davis-person sequences to leave out besides those the engines trained on "
                          "(to compare peers on the same held-out sequences)")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="also evaluate each named engine with the mirror image averaged in (NAME+flip; not recorded)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--record", action="store_true",
                     help="write each named engine's results into its manifest (metrics, speed)")
@@ -328,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             peers = () if args.peers is None else tuple(args.peers) or DEFAULT_PEERS
-            models = load_models(args.engines, peers, Path(tmp))
+            models = load_models(args.engines, peers, Path(tmp), args.flip_average)
             if not models:
                 sys.exit("evaluate: error: nothing to evaluate (name engines or pass --peers)")
             table = evaluate(models, args.limit, args.clips, tuple(args.sets), tuple(args.exclude_sequences))
