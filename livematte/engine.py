@@ -149,8 +149,8 @@ class Matter:
     recurrent state of its own) and averages the two mattes: the engine's
     left-right mistakes partly cancel, at twice the model's cost. On the
     240 ``eg1800-portraits`` it lowered the default engine's MSE by 7 %
-    (SAD 1 %), and on the two AISegment mattes its edge-band SAD by 15 %
-    and MSE by 30 %; the offline quality mode uses it for its coarse matte.
+    (SAD 2 %), and on the two AISegment mattes its edge-band SAD by 15 %
+    and MSE by 29 %; the offline quality mode uses it for its coarse matte.
     A backend is built for each graph size the frames need and kept; when
     the graph size changes (a stream turns from landscape to portrait, the
     person crop changes shape) that size's backend restarts from the
