@@ -1,6 +1,6 @@
 """Offline quality mode: seconds per 1080p frame per path, and edge quality side by side.
 
-    python benchmarks/quality_mode.py [--model NAME|PATH] [--refine PATH] [--eg1800 40] [--frames 3]
+    python benchmarks/quality_mode.py [--model NAME|PATH] [--refine PATH] [--eg1800 40] [--frames 3] [--flip-average]
 
 Speed: one 1080p frame (an AISegment portrait composited at full height over
 a background photo) through the real-time engine alone and through each
@@ -28,9 +28,11 @@ Needs ../shared/data; the degraded coarse alphas need torch (training extra).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -100,17 +102,17 @@ def available_methods(refine: Path | None) -> list[str]:
     return [m for m in METHODS if refine is not None or m == "closed-form"]
 
 
-def speed(manifest, refine: Path | None, frames: int, workers: int) -> None:
+def speed(new_matter: Callable[[], Matter], refine: Path | None, frames: int, workers: int) -> None:
     rgb = frame_1080p()
     print(f"\nSeconds per 1080p frame ({frames} frames each, after one warm-up; 2-core CPU box)")
-    matter = Matter(manifest)
+    matter = new_matter()
     matter.infer(rgb)
     t0 = time.perf_counter()
     for _ in range(frames):
         matter.infer(rgb)
     print(f"  {'real-time engine only':30s} {(time.perf_counter() - t0) / frames:7.3f} s")
     for method in available_methods(refine):
-        quality = QualityMatter(Matter(manifest), method=method, refine_engine=refine)
+        quality = QualityMatter(new_matter(), method=method, refine_engine=refine)
         quality.infer(rgb)
         t0 = time.perf_counter()
         for _ in range(frames):
@@ -118,7 +120,7 @@ def speed(manifest, refine: Path | None, frames: int, workers: int) -> None:
         per = (time.perf_counter() - t0) / frames
         print(f"  {'quality ' + method:30s} {per:7.3f} s   (band work {result.timings['quality'] / 1000:.3f} s)")
     if workers > 0:
-        quality = QualityMatter(Matter(manifest), method="closed-form", workers=workers)
+        quality = QualityMatter(new_matter(), method="closed-form", workers=workers)
         try:
             list(quality.imap([rgb] * workers))  # start the workers and JIT-compile there
             n = max(frames, 2 * workers)
@@ -129,18 +131,18 @@ def speed(manifest, refine: Path | None, frames: int, workers: int) -> None:
             quality.close()
 
 
-def temporal(manifest, refine: Path | None, frames: int = 8, noise: float = 3.0) -> None:
+def temporal(new_matter: Callable[[], Matter], refine: Path | None, frames: int = 8, noise: float = 3.0) -> None:
     """dtSSD on a static-camera clip: one portrait, fresh sensor noise every frame."""
     _, rgb, gt = pairs("aisegment-matting-human-samples", "alpha", 1)[0]
     rng = np.random.default_rng(0)
     clip = [np.clip(rgb + rng.normal(0.0, noise, rgb.shape), 0, 255).astype(np.uint8) for _ in range(frames)]
     truth = [gt] * frames
     print(f"\nStatic-camera clip ({frames} frames of one AISegment portrait, noise sigma {noise}): dtSSD vs the static truth")
-    realtime = Matter(manifest)
+    realtime = new_matter()
     print(f"  {'real-time engine':44s} {dtssd([realtime.infer(f).alpha for f in clip], truth):.5f}")
     for method in available_methods(refine):
         for label, strength in (("without stabiliser", 0.0), ("with stabiliser", 0.8)):
-            quality = QualityMatter(Matter(manifest), method=method, refine_engine=refine,
+            quality = QualityMatter(new_matter(), method=method, refine_engine=refine,
                                     stabiliser=TemporalStabiliser(strength=strength))
             alphas = [r.alpha for r in quality.imap(clip)]
             print(f"  {f'quality {method}, {label}':44s} {dtssd(alphas, truth):.5f}")
@@ -159,7 +161,7 @@ def print_table(title: str, table: dict[str, list[dict[str, float]]], extra: tup
                                          for m in METRICS + extra))
 
 
-def trimap_sets(manifest, refine: Path | None) -> None:
+def trimap_sets(new_matter: Callable[[], Matter], refine: Path | None) -> None:
     from training.refine import degrade
 
     sets = {"alphamatting-lowres-train (trimap1, unknown region)": ("alphamatting-lowres-train", "trimap1"),
@@ -170,7 +172,7 @@ def trimap_sets(manifest, refine: Path | None) -> None:
         for i, (stem, rgb, gt) in enumerate(pairs(folder, "alpha")):
             trimap = read_grey(DATA / folder / trimap_dir / f"{stem}.png")
             region = unknown_region(trimap)
-            realtime = Matter(manifest)
+            realtime = new_matter()
             table.setdefault("real-time engine", []).append(evaluate_pair(realtime.infer(rgb).alpha, gt, region))
             table.setdefault("closed-form, GT trimap", []).append(evaluate_pair(solve_alpha(rgb, trimap), gt, region))
             coarse = degrade(gt.astype(np.float32) / 255.0, np.random.default_rng([1234, set_index, i]))
@@ -184,15 +186,15 @@ def trimap_sets(manifest, refine: Path | None) -> None:
         print_table(title, table)
 
 
-def portrait_sets(manifest, refine: Path | None, eg1800: int) -> None:
+def portrait_sets(new_matter: Callable[[], Matter], refine: Path | None, eg1800: int) -> None:
     sets = {"AISegment portraits (soft alpha, whole image)": pairs("aisegment-matting-human-samples", "alpha"),
             f"EG1800 validation, first {eg1800} (binary masks, whole image)":
                 pairs("eg1800-portraits", "mask", eg1800)}
     methods = available_methods(refine)
     for title, samples in sets.items():
         table: dict[str, list[dict[str, float]]] = {}
-        realtime = Matter(manifest)
-        qualities = {m: QualityMatter(Matter(manifest), method=m, refine_engine=refine) for m in methods}
+        realtime = new_matter()
+        qualities = {m: QualityMatter(new_matter(), method=m, refine_engine=refine) for m in methods}
         for _, rgb, gt in samples:
             realtime.reset()
             result = realtime.infer(rgb)
@@ -216,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="pool size for the throughput row (0: skip)")
     ap.add_argument("--eg1800", type=int, default=40, help="EG1800 validation portraits to evaluate")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="the real-time engine also mattes each mirror image and averages (Matter(flip_average=True))")
     args = ap.parse_args(argv)
     if not DATA.is_dir():
         print(f"error: {DATA} not found (the benchmark needs ../shared/data)", file=sys.stderr)
@@ -227,12 +231,14 @@ def main(argv: list[str] | None = None) -> int:
             refine = shipped_refine_engine()
         except EngineError as exc:
             print(f"note: {exc}; refinement rows skipped", file=sys.stderr)
-    print(f"real-time engine: {manifest.name}; refinement engine: {refine or 'none'}")
+    print(f"real-time engine: {manifest.name}{' (mirror image averaged in)' if args.flip_average else ''}; "
+          f"refinement engine: {refine or 'none'}")
+    new_matter = functools.partial(Matter, manifest, flip_average=args.flip_average)
     if not args.skip_speed:
-        speed(manifest, refine, args.frames, args.workers)
-    temporal(manifest, refine)
-    trimap_sets(manifest, refine)
-    portrait_sets(manifest, refine, args.eg1800)
+        speed(new_matter, refine, args.frames, args.workers)
+    temporal(new_matter, refine)
+    trimap_sets(new_matter, refine)
+    portrait_sets(new_matter, refine, args.eg1800)
     return 0
 
 

@@ -5,7 +5,10 @@ engine predicts), enlarged back to full size with each upsampler, guided by
 the real photo, and compared with the original alpha using
 ``livematte.metrics`` (SAD and Grad in thousands, MSE x 1e3, lower is
 better). Data: ../shared/data/aisegment-matting-human-samples (human
-mattes) and alphamatting-lowres-train (hair/fur mattes).
+mattes), alphamatting-lowres-train (hair/fur mattes) and eg1800-portraits
+(hand-drawn binary masks: what the resolution alone costs a perfect
+prediction on the portrait set; ``--side 128`` is stride 2 of a 256x192
+input, the real-time engines' matte, for their 600x800 photos).
 
 Cost: milliseconds per frame (wall and process CPU) upsampling a 144x256
 alpha to 1280x720 and 1920x1080, over a real photo stretched to that size.
@@ -29,13 +32,14 @@ from livematte import metrics  # noqa: E402
 from livematte.upsample import GuidedUpsampler, bilinear_upsample  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
-SETS = ("aisegment-matting-human-samples", "alphamatting-lowres-train")
+#: data set -> folder holding its truth
+SETS = {"aisegment-matting-human-samples": "alpha", "alphamatting-lowres-train": "alpha", "eg1800-portraits": "mask"}
 
 
-def load_pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(RGB uint8, alpha float32 in [0, 1]) for every image with an alpha of the same stem."""
+def load_pairs(folder: Path, truth: str = "alpha") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RGB uint8, alpha float32 in [0, 1]) for every image with a truth (in ``truth/``) of the same stem."""
     pairs = []
-    for alpha_path in sorted((folder / "alpha").glob("*.png")):
+    for alpha_path in sorted((folder / truth).glob("*.png")):
         images = sorted((folder / "image").glob(alpha_path.stem + ".*"))
         if not images:
             continue
@@ -83,7 +87,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=30, help="timed calls per size (default 30)")
     args = parser.parse_args()
 
-    sets = {name: load_pairs(DATA / name) for name in SETS if (DATA / name / "alpha").is_dir()}
+    sets = {name: load_pairs(DATA / name, truth) for name, truth in SETS.items() if (DATA / name / truth).is_dir()}
     if not sets:
         print(f"no evaluation data under {DATA}", file=sys.stderr)
         return 2

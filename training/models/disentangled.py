@@ -211,7 +211,8 @@ class SeededDisentangledMatting(MattingNet):
     upsampler alone cannot recover what stride 2 loses: the hand masks of
     the 240 ``eg1800-portraits``, shrunk to stride 2 of a 256x192 input and
     guided back to 600x800, already differ from themselves by SAD 3.5; from
-    the input's own resolution, 2.3.
+    the input's own resolution, 2.3 (``benchmarks/upsampler.py --side 128``
+    and ``--side 256``).
 
     ``freeze_until`` keeps the pretrained layers up to that tensor fixed.
     The first shipped engine froze the whole landscape graph
