@@ -196,23 +196,20 @@ class Matter:
         if manifest.input.size is not None:
             self._ensure_backend(manifest.input.size)
 
+    def _kept(self, pool: dict[tuple[int, int], MattingBackend], graph_size: tuple[int, int]) -> MattingBackend:
+        """``pool``'s backend for ``graph_size``, built on first use and kept."""
+        if graph_size not in pool:
+            pool[graph_size] = self._make_backend(graph_size)
+        return pool[graph_size]
+
     def _ensure_backend(self, graph_size: tuple[int, int]) -> MattingBackend:
         if self.backend is None or graph_size != self._graph_size:
-            backend = self._backends.get(graph_size)
-            if backend is None:
-                backend = self._backends[graph_size] = self._make_backend(graph_size)
-            else:
-                backend.reset()  # its state belongs to frames long gone
-                if graph_size in self._mirrors:
-                    self._mirrors[graph_size].reset()
-            self.backend, self._graph_size = backend, graph_size
+            if graph_size in self._backends:  # its state (and its mirror's) belongs to frames long gone
+                for pool in (self._backends, self._mirrors):
+                    if graph_size in pool:
+                        pool[graph_size].reset()
+            self.backend, self._graph_size = self._kept(self._backends, graph_size), graph_size
         return self.backend
-
-    def _mirror_backend(self, graph_size: tuple[int, int]) -> MattingBackend:
-        """The backend that mattes the mirror images at ``graph_size`` (flip_average)."""
-        if graph_size not in self._mirrors:
-            self._mirrors[graph_size] = self._make_backend(graph_size)
-        return self._mirrors[graph_size]
 
     def reset(self) -> None:
         """Forget the recurrent state: call on seek and source restart."""
@@ -338,9 +335,7 @@ class Matter:
         """The whole frame's matte from a fresh state, coarse (only where people are matters)."""
         h, w = rgb.shape[:2]
         placement = self.manifest.placement(h, w)
-        backend = self._probes.get(placement.graph)
-        if backend is None:
-            backend = self._probes[placement.graph] = self._make_backend(placement.graph)
+        backend = self._kept(self._probes, placement.graph)
         backend.reset()
         coarse = self._alpha_of(backend.run(self._graph_inputs(self.fit_frame(rgb, placement)[1], h, w)), placement)
         return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -353,7 +348,7 @@ class Matter:
         placement = self.manifest.placement(h, w)
         backend = self._ensure_backend(placement.graph)
         small, graph_image = self.fit_frame(rgb, placement)
-        mirror = self._mirror_backend(placement.graph) if self.flip_average else None
+        mirror = self._kept(self._mirrors, placement.graph) if self.flip_average else None
         if scene_cut:
             backend.reset()
             if mirror is not None:
