@@ -187,6 +187,20 @@ def test_evaluation_can_add_each_engine_with_the_mirror_image_averaged_in(tmp_pa
         assert not a.flip_average and b.flip_average
 
 
+def test_evaluation_can_enlarge_every_matte_with_another_upsampler_but_records_only_the_default(
+        tmp_path: Path) -> None:
+    from training.evaluate import load_models, main
+
+    frame = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    guided, = load_models(["lm-live"], (), tmp_path)
+    bilinear, = load_models(["lm-live"], (), tmp_path, upsampler="bilinear")
+    with guided.matter() as a, bilinear.matter() as b:
+        assert np.abs(a.infer(frame).alpha - b.infer(frame).alpha).max() > 1e-3
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lm-live", "--record", "--upsampler", "bilinear"])
+    assert exit_info.value.code == 2
+
+
 def test_stage_lr_scale_sets_each_group_rate() -> None:
     from training.config import StageConfig
     from training.train import configure_stage, make_optimizer
@@ -198,6 +212,28 @@ def test_stage_lr_scale_sets_each_group_rate() -> None:
     assert not any(p.requires_grad for p in model.parameter_groups()["recurrent"])
     with pytest.raises(ValueError, match="unknown parameter groups"):
         configure_stage(model, StageConfig("s", 10, train=["alpha"], lr_scale={"nope": 0.1}))
+
+
+def test_weight_average_ramps_up_then_follows_the_weights_and_survives_a_resume() -> None:
+    from training.config import StageConfig
+    from training.train import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    start = model[0].weight.detach().clone()
+    average = WeightAverage(model, 0.99)
+    assert "1.num_batches_tracked" not in average.shadow  # integer counters are not averaged
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+    average.update(model)  # first update: decay 2/11, not 0.99, so the start is mostly forgotten
+    torch.testing.assert_close(average.shadow["0.weight"], start * 2 / 11 + 9 / 11)
+    resumed = WeightAverage(model, 0.99)
+    resumed.load_state_dict(average.state_dict())
+    for _ in range(2000):
+        resumed.update(model)
+    resumed.copy_to(model)
+    torch.testing.assert_close(model[0].weight, torch.ones_like(start), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="ema must be in"):
+        StageConfig("s", 10, ema=1.0)
 
 
 def test_unknown_model_name_lists_known() -> None:

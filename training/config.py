@@ -25,7 +25,10 @@ class StageConfig:
     ``distill``, ``segmentation``: the matte against the hand-labelled masks); with ``uncertainty`` the trimap and alpha terms are
     balanced by learned variances instead of their fixed weights.
     ``lr_scale`` multiplies ``lr`` per group (e.g. ``{"pretrained": 0.1}``:
-    pretrained weights fine-tuned gently while new heads learn fast)."""
+    pretrained weights fine-tuned gently while new heads learn fast).
+    ``ema`` (0 < ema < 1) keeps an exponential moving average of the weights
+    with that decay and ends the stage on the average instead of the last
+    step's weights, which a small data set makes noisy."""
 
     name: str
     steps: int
@@ -36,6 +39,11 @@ class StageConfig:
     losses: dict[str, float] = field(default_factory=lambda: {"alpha": 1.0, "trimap": 0.01})
     uncertainty: bool = False
     lr_scale: dict[str, float] = field(default_factory=dict)
+    ema: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"stage {self.name}: ema must be in [0, 1), not {self.ema}")
 
 
 @dataclass

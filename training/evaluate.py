@@ -3,8 +3,9 @@
     python -m training.evaluate lm-mobile-recurrent --peers --json results.json
 
 Every model runs through the runtime (:class:`livematte.engine.Matter`, CPU
-ONNX Runtime, guided upsampling to full resolution), exactly as users get
-it, so the table measures the product and not a training-time shortcut.
+ONNX Runtime, guided upsampling to full resolution unless ``--upsampler``
+says otherwise), exactly as users get it, so the table measures the
+product and not a training-time shortcut.
 
 Sets:
 - ``eg1800-portraits``: 240 held-out portraits, hand-labelled binary masks
@@ -47,6 +48,7 @@ from livematte.errors import LivematteError
 from livematte.manifest import EngineManifest, load_manifest
 from livematte.peers import PEERS, write_peer_manifest
 from livematte.registry import find_engine
+from livematte.upsample import UPSAMPLERS
 
 from .config import REPO_ROOT
 from .data.clips import ClipConfig, ClipSynthesizer
@@ -73,10 +75,12 @@ class Model:
     manifest: EngineManifest
     recurrent: bool
     flip_average: bool = False
+    upsampler: str = "guided"
 
     def matter(self) -> Matter:
         """The runtime's matter for this model, as every set runs it (no scene-cut resets)."""
-        return Matter(self.manifest, scene_cut_threshold=None, flip_average=self.flip_average)
+        return Matter(self.manifest, scene_cut_threshold=None, flip_average=self.flip_average,
+                      upsampler=self.upsampler)
 
 
 def read_pairs(folder: Path, truth: str) -> list[tuple[Path, Path]]:
@@ -224,19 +228,21 @@ def engine_ms(model: Model, size: tuple[int, int] = (720, 1280), frames: int = 2
     return float(np.median(times[5:]))
 
 
-def load_models(names: list[str], peers: tuple[str, ...], tmp: Path, flip_average: bool = False) -> list[Model]:
+def load_models(names: list[str], peers: tuple[str, ...], tmp: Path, flip_average: bool = False,
+                upsampler: str = "guided") -> list[Model]:
     """The named engines, then the peers, then (``flip_average``) each named engine
-    again with the mirror image averaged in, labelled ``NAME+flip``."""
+    again with the mirror image averaged in, labelled ``NAME+flip``; every one
+    enlarges its matte with ``upsampler``."""
     models = []
     for name in names:
         manifest = find_engine(name)
-        models.append(Model(manifest.name, manifest, bool(manifest.state)))
+        models.append(Model(manifest.name, manifest, bool(manifest.state), upsampler=upsampler))
     flipped = [replace(m, label=f"{m.label}+flip", flip_average=True) for m in models] if flip_average else []
     for peer in peers:
         onnx_path = SHARED / "peers" / PEERS[peer][0]
         if onnx_path.exists():
             manifest = load_manifest(write_peer_manifest(peer, onnx_path, tmp))
-            models.append(Model(manifest.name, manifest, bool(manifest.state)))
+            models.append(Model(manifest.name, manifest, bool(manifest.state), upsampler=upsampler))
         else:
             print(f"note: {onnx_path} absent, peer {peer} skipped", file=sys.stderr)
     return models + flipped
@@ -329,16 +335,20 @@ def main(argv: list[str] | None = None) -> None:
                          "(to compare peers on the same held-out sequences)")
     ap.add_argument("--flip-average", action="store_true",
                     help="also evaluate each named engine with the mirror image averaged in (NAME+flip; not recorded)")
+    ap.add_argument("--upsampler", choices=UPSAMPLERS, default="guided",
+                    help="how every model's matte is enlarged to the frame (default guided, as the runtime's)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--record", action="store_true",
                     help="write each named engine's results into its manifest (metrics, speed)")
     args = ap.parse_args(argv)
+    if args.record and args.upsampler != "guided":
+        ap.error("--record measures what the runtime runs by default: leave --upsampler guided")
     if not (DATA / "eg1800-portraits").is_dir():
         sys.exit(f"evaluate: error: evaluation data not found at {DATA}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             peers = () if args.peers is None else tuple(args.peers) or DEFAULT_PEERS
-            models = load_models(args.engines, peers, Path(tmp), args.flip_average)
+            models = load_models(args.engines, peers, Path(tmp), args.flip_average, args.upsampler)
             if not models:
                 sys.exit("evaluate: error: nothing to evaluate (name engines or pass --peers)")
             table = evaluate(models, args.limit, args.clips, tuple(args.sets), tuple(args.exclude_sequences))

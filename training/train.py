@@ -46,6 +46,37 @@ class Progress:
     step: int = 0  # steps done within ``stage``
 
 
+class WeightAverage:
+    """Exponential moving average of a model's floating-point tensors (``StageConfig.ema``).
+
+    The decay ramps up from 0.1 over the first steps (as TensorFlow's
+    ``ExponentialMovingAverage`` with ``num_updates``), so the average does
+    not keep a share of the weights the stage started from."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, value in model.state_dict().items():
+            if name in self.shadow:
+                self.shadow[name].lerp_(value, 1.0 - decay)
+
+    def copy_to(self, model: torch.nn.Module) -> None:
+        model.load_state_dict(self.shadow, strict=False)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = state["updates"]
+        self.shadow = state["shadow"]
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -171,10 +202,12 @@ def validate(model: MattingNet, holdout: HoldoutSet, device: torch.device) -> di
 
 
 def save_checkpoint(path: Path, model: MattingNet, optimizer: torch.optim.Optimizer,
-                    weighting: L.UncertaintyWeighting, progress: Progress, cfg: TrainConfig) -> None:
+                    weighting: L.UncertaintyWeighting, progress: Progress, cfg: TrainConfig,
+                    average: WeightAverage | None = None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "weighting": weighting.state_dict(),
-                "stage": progress.stage, "step": progress.step, "config": cfg.to_dict()}, tmp)
+                "stage": progress.stage, "step": progress.step, "config": cfg.to_dict(),
+                "average": average.state_dict() if average else None}, tmp)
     os.replace(tmp, path)
 
 
@@ -245,9 +278,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
         groups = configure_stage(model, stage)
         params = [p for group in groups.values() for p in group]
         optimizer = make_optimizer(groups, weighting, stage)
+        average = WeightAverage(model, stage.ema) if stage.ema else None
         if state is not None and state["stage"] == progress.stage and progress.step > 0:
-            # mid-stage: the optimiser goes on; at a stage's start it is the last stage's, which is not this one's
+            # mid-stage: the optimiser and the average go on; at a stage's start they are the last stage's
             optimizer.load_state_dict(state["optimizer"])
+            if average:
+                average.load_state_dict(state["average"])
         dataset = ClipDataset(train_set, backgrounds, cfg.clip_config(stage.clip_length), stage.steps * stage.batch,
                               seed=cfg.seed * 1000 + progress.stage, teacher=teacher if stage.losses.get("distill") else None,
                               sizes=cfg.input_sizes(), batch=stage.batch, masks=masks if masks.is_dir() else None,
@@ -266,6 +302,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             optimizer.step()
+            if average:
+                average.update(model)
             progress.step += 1
             if progress.step % cfg.log_every == 0 or progress.step == stage.steps:
                 rate = (progress.step - done0) / max(1e-6, time.time() - t0)
@@ -275,11 +313,14 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device: str = "auto
                 log(f"[{stage.name} {progress.step}/{stage.steps}] loss={float(loss):.4f} {terms} {sig} "
                     f"{rate:.2f} it/s eta {eta / 60:.1f} min")
             if progress.step % cfg.ckpt_every == 0:
-                save_checkpoint(ckpt_path, model, optimizer, weighting, progress, cfg)
+                save_checkpoint(ckpt_path, model, optimizer, weighting, progress, cfg, average)
             if progress.step % cfg.val_every == 0:
                 log(f"[{stage.name} {progress.step}] holdout {validate(model, holdout, dev)}")
+        if average:
+            log(f"[{stage.name} last step] holdout {validate(model, holdout, dev)}")
+            average.copy_to(model)
         result = validate(model, holdout, dev)
-        log(f"[{stage.name} done] holdout {result}")
+        log(f"[{stage.name} done{', averaged' if average else ''}] holdout {result}")
         # each stage's weights stay: another run may start from them (``init_checkpoint``)
         torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "holdout": result},
                    out / f"stage{progress.stage + 1}-{stage.name}.pt")
