@@ -23,7 +23,8 @@ from livematte.interrupts import checkpoint, raising
 from livematte.numba_cache import prepare_quality
 from livematte.pipeline import LiveStats, Pipeline, PipelineResult
 from livematte.registry import DEFAULT_ENGINE, find_engine
-from livematte.sinks import ImageSequenceSink, Sink, check_alpha_target, open_sink, open_sinks, refuse_existing_output
+from livematte.sinks import (Sink, check_alpha_target, check_matte_target, open_matte_sink, open_sink, open_sinks,
+                             refuse_existing_output)
 from livematte.sources import Source, open_source
 from livematte.stages import CompositeStage, MatteStage, ParallelMatteStage, Stage
 
@@ -68,7 +69,9 @@ def process(
     (None: ``blur``). ``model`` is an engine name, an ``.onnx`` path with its
     manifest beside it, None for the default engine, or a :class:`Matter`
     the caller keeps (and closes). ``alpha`` keeps the background
-    transparent (``.mov``, ``.webm`` or PNG). ``quality="high"`` re-solves
+    transparent (``.mov``, ``.webm`` or PNG). ``matte_out`` also writes the
+    matte: a PNG directory or pattern (lossless), or a video file (its
+    luma). ``quality="high"`` re-solves
     the edges offline (files only, seconds per frame). The keywords are the
     ``livematte process`` options of the same names; ``adjust`` changes the
     8-bit matte before compositing (threshold, feather), ``engine_threads``
@@ -94,13 +97,16 @@ def process(
     manifest = model.manifest if isinstance(model, Matter) else find_engine(str(model or DEFAULT_ENGINE))
     if background.channels == 4:
         check_alpha_target(output)
+    if matte_out is not None:
+        check_matte_target(matte_out)
     with contextlib.ExitStack() as cleanup:
         source = open_source(str(input))
         try:  # until the pipeline runs; then the pipeline owns the source and closes it
             if quality == "high" and source.live:
                 raise InputError("the quality mode needs a file input; live sources use the real-time mode",
                                  hint=Hint("quality", "realtime"))
-            refuse_existing_output(output, overwrite)  # before the engine loads; the sink checks again
+            for target in (output, matte_out) if matte_out is not None else (output,):
+                refuse_existing_output(target, overwrite)  # before the engine loads; the sink checks again
             matter = model if isinstance(model, Matter) else cleanup.enter_context(
                 Matter(manifest, backend=backend, threads=engine_threads, precision=precision, person_crop=person_crop,
                        flip_average=quality == "high" if flip_average is None else flip_average))
@@ -109,7 +115,8 @@ def process(
             openers = [lambda: open_sink(output, source, alpha=background.channels == 4,
                                          overwrite=overwrite, crf=crf, preset=preset, threads=threads)]
             if matte_out is not None:
-                openers.append(lambda: ImageSequenceSink(matte_out, overwrite=overwrite))
+                openers.append(lambda: open_matte_sink(matte_out, source, overwrite=overwrite, crf=crf, preset=preset,
+                                                       threads=threads))
             checkpoint()  # stopped while setting up: nothing to open
             sinks = open_sinks(openers)
         except BaseException:

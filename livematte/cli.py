@@ -468,8 +468,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = argparse.ArgumentParser(add_help=False)  # what `process` and `batch` share
     job.add_argument("--alpha", action="store_true", help="keep the background transparent (.mov ProRes 4444, .webm VP9, PNG)")
-    job.add_argument("--matte-out", metavar="DIR",
-                     help="also write the alpha matte (after --threshold/--feather/--smoothing), one 8-bit grey PNG per frame")
     job.add_argument("--overwrite", action="store_true", help="replace an existing output")
     job.add_argument("--threads", type=_int_in(0), default=0, help="encoder threads (0: automatic)")
     job.add_argument("--crf", type=_int_in(0, 51), default=20, help="encoder CRF 0..51: lower is better and bigger (default 20)")
@@ -485,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("process", parents=[common, engine, matte, job], help="matte a video file or stream into a file")
     p.add_argument("input", help="video file or stream URL (udp://, rtsp://, http(s)://, srt://)")
     p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, or udp:// URL")
+    p.add_argument("--matte-out", metavar="DIR|FILE",
+                   help="also write the alpha matte (after --threshold/--feather/--smoothing): a folder or "
+                        "dir/%%06d.png gets lossless 8-bit grey PNGs, a video file (.mp4, .mkv, .mov, .webm) the "
+                        "matte as its luma")
     p.add_argument("--duration", type=_positive(float),
                    help="stop after SECONDS of the input (media time: video and audio alike)")
     p.set_defaults(func=cmd_process, job=True)
@@ -509,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(e.g. auto or 10.0.0.5:6379; inputs and outputs must be on paths every node sees). "
                          "Needs `pip install 'livematte[cluster]'`; put it after OUT_DIR or give an ADDRESS")
     bt.add_argument("--retries", type=int, default=2, help="with --ray: retries of a file whose worker died (default 2)")
+    bt.add_argument("--matte-out", metavar="DIR",
+                    help="also write each file's alpha matte (after --threshold/--feather/--smoothing) as 8-bit "
+                         "grey PNGs in DIR/<its relative name>/")
     bt.add_argument("--report", metavar="FILE.json", help="also write the results as JSON")
     bt.set_defaults(func=cmd_batch)
 

@@ -84,7 +84,10 @@ def _pad_even(image: np.ndarray) -> np.ndarray:
 def _video_frame(image: np.ndarray, yuv420: bool) -> "av.VideoFrame":
     """An encoder-ready frame. For a yuv420p encoder RGB is converted with
     OpenCV, about 5x faster than swscale for the same BT.601 limited-range
-    result; anything else is left to the encoder's own conversion."""
+    result; anything else is left to the encoder's own conversion. An HxW
+    image (a matte) becomes grey RGB, so the matte is the video's luma."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if yuv420 and image.ndim == 3 and image.shape[2] == 3 and not (image.shape[0] & 1 or image.shape[1] & 1):
         return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
     fmt = "rgba" if image.ndim == 3 and image.shape[2] == 4 else "rgb24"
@@ -620,6 +623,12 @@ def check_alpha_target(target: str | os.PathLike[str]) -> None:
         check_alpha_container(Path(target).suffix)
 
 
+def check_matte_target(target: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is opened, a ``--matte-out`` that cannot hold a matte."""
+    if is_stream_url(str(target)):
+        raise OutputError(f"a matte cannot be streamed ({target}): give a PNG folder or a video file")
+
+
 def refuse_existing_output(target: str | os.PathLike[str], overwrite: bool) -> None:
     """Refuse an existing video file (unless ``overwrite``) before the job sets up; PNG folders take new frames."""
     if not is_stream_url(str(target)) and not is_image_sequence(target):
@@ -649,6 +658,24 @@ def open_sink(
         return ImageSequenceSink(target, overwrite=overwrite)
     return VideoFileSink(target, source.size, source.fps, source.time_base, alpha=alpha, quality=crf, preset=preset,
                          audio_from=source.live_audio or source.audio_path, overwrite=overwrite, threads=threads)
+
+
+def open_matte_sink(
+    target: str | os.PathLike[str],
+    source: Source,
+    overwrite: bool = False,
+    crf: int = 20,
+    preset: str = "superfast",
+    threads: int = 0,
+) -> Sink:
+    """Open ``--matte-out``: a directory or ``%06d.png`` pattern gets lossless
+    8-bit grey PNGs, a video file the matte as its luma (lossy, but one file
+    an editor can drop on a track as a luma matte), timed as the source."""
+    check_matte_target(target)
+    if is_image_sequence(target):
+        return ImageSequenceSink(target, overwrite=overwrite)
+    return VideoFileSink(target, source.size, source.fps, source.time_base, quality=crf, preset=preset,
+                         overwrite=overwrite, threads=threads)
 
 
 def open_sinks(openers: Sequence[Callable[[], Sink]]) -> list[Sink]:

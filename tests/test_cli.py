@@ -35,6 +35,35 @@ def test_process_writes_video_audio_and_mattes(tmp_path: Path, keyer: Path, clip
     assert leftovers(tmp_path) == []
 
 
+def test_matte_out_as_a_video_file_carries_the_matte_as_its_luma(tmp_path: Path, keyer: Path, clip: Path) -> None:
+    import av
+    import numpy as np
+
+    pngs, video = tmp_path / "mattes", tmp_path / "matte.mp4"
+    for matte_out in (pngs, video):
+        assert main(["-q", "process", str(clip), str(tmp_path / f"{matte_out.stem}-out.mp4"), "--model", str(keyer),
+                     "--matte-out", str(matte_out)]) == 0
+    info = probe(video)
+    assert info["video"]["frames"] == 24 and info["video"]["size"] == (96, 64) and "audio" not in info
+    assert info["duration"] == pytest.approx(probe(clip)["duration"], abs=0.05)
+    with av.open(str(video)) as container:
+        lumas = [frame.to_ndarray(format="gray").astype(np.float32) for frame in container.decode(video=0)]
+    truth = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32) for path in sorted(pngs.iterdir())]
+    assert truth[12].min() < 10 and truth[12].max() > 245  # a real matte, not a blank one
+    assert max(float(np.abs(a - b).mean()) for a, b in zip(lumas, truth)) < 3.0
+    assert leftovers(tmp_path) == []
+
+
+def test_matte_out_is_refused_before_anything_is_written(tmp_path: Path, keyer: Path, clip: Path) -> None:
+    out, matte = tmp_path / "out.mp4", tmp_path / "matte.mp4"
+    matte.write_bytes(b"precious")
+    for matte_out, code, words in ((matte, 5, "--overwrite"), ("udp://127.0.0.1:5000", 5, "cannot be streamed")):
+        result = run_cli("process", str(clip), str(out), "--model", str(keyer), "--matte-out", str(matte_out))
+        assert result.returncode == code, result.stderr
+        assert words in _one_error_line(result.stderr)
+        assert not out.exists() and matte.read_bytes() == b"precious" and leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("name, expect", [("out.mov", "yuva444p"), ("out.webm", "yuv420p"), ("frames/", "png")])
 def test_process_alpha_outputs(tmp_path: Path, keyer: Path, clip: Path, name: str, expect: str) -> None:
     out = tmp_path / name
