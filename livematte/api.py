@@ -61,17 +61,18 @@ def process(
     person_crop: bool | None = None,
     flip_average: bool | None = None,
 ) -> PipelineResult:
-    """Matte ``input`` (a video file or a stream URL) into ``output``; return what was done.
+    """Matte ``input`` (a video file, a photo or a stream URL) into ``output``; return what was done.
 
     ``output`` is a video file (``.mp4``, ``.mkv``, ``.mov``, ``.webm``), a
-    PNG directory or ``dir/name%06d.png`` pattern, or a stream URL.
+    PNG directory or ``dir/name%06d.png`` pattern, a stream URL, or for a
+    one-frame input (a photo) an image file (``.png``, ``.jpg``...).
     ``background`` is a ``--bg`` text or a :class:`~livematte.backgrounds.Background`
     (None: ``blur``). ``model`` is an engine name, an ``.onnx`` path with its
     manifest beside it, None for the default engine, or a :class:`Matter`
     the caller keeps (and closes). ``alpha`` keeps the background
     transparent (``.mov``, ``.webm`` or PNG). ``matte_out`` also writes the
-    matte: a PNG directory or pattern (lossless), or a video file (its
-    luma). ``quality="high"`` re-solves
+    matte: a PNG directory or pattern (lossless), a video file (its luma)
+    or, for a photo, an image file. ``quality="high"`` re-solves
     the edges offline (files only, seconds per frame). The keywords are the
     ``livematte process`` options of the same names; ``adjust`` changes the
     8-bit matte before compositing (threshold, feather), ``engine_threads``

@@ -128,15 +128,16 @@ def _report_result(result, target: str, quiet: bool) -> int:
         skipped += f", {result.missing_frames} frames missing from the input stream (lost before they arrived)"
     dropped = f", {result.dropped} dropped to stay live" if result.dropped else ""
     preparing = f"; {result.preparing_s:.0f} s of it preparing --quality high" if result.preparing_s >= 1 else ""
+    frames = f"{result.frames_out} frame{'' if result.frames_out == 1 else 's'}"
     if result.interrupted:
         print(
-            f"livematte: interrupted: wrote {result.frames_out} frames to {target} (finalised, playable){skipped}{dropped}",
+            f"livematte: interrupted: wrote {frames} to {target} (finalised, playable){skipped}{dropped}",
             file=sys.stderr,
         )
         return 128 + (result.signal or 2)
     if not quiet:
         print(
-            f"livematte: wrote {result.frames_out} frames to {target} in {result.elapsed_s + result.preparing_s:.1f} s "
+            f"livematte: wrote {frames} to {target} in {result.elapsed_s + result.preparing_s:.1f} s "
             f"({result.fps:.1f} fps{preparing}){skipped}{dropped}",
             file=sys.stderr,
         )
@@ -481,8 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes for --quality high (default: one per CPU core)")
 
     p = sub.add_parser("process", parents=[common, engine, matte, job], help="matte a video file or stream into a file")
-    p.add_argument("input", help="video file or stream URL (udp://, rtsp://, http(s)://, srt://)")
-    p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, or udp:// URL")
+    p.add_argument("input", help="video file, photo, or stream URL (udp://, rtsp://, http(s)://, srt://)")
+    p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, udp:// URL, "
+                                  "or for a photo an image file (.png keeps --alpha; .jpg, .webp, .tif)")
     p.add_argument("--matte-out", metavar="DIR|FILE",
                    help="also write the alpha matte (after --threshold/--feather/--smoothing): a folder or "
                         "dir/%%06d.png gets lossless 8-bit grey PNGs, a video file (.mp4, .mkv, .mov, .webm) the "

@@ -207,13 +207,18 @@ class _AudioTrack:
             self._input.close()
 
 
+#: single-image outputs (a photo in, its cut-out out), and those of them that keep an alpha channel
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+ALPHA_IMAGE_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
+
+
 def check_alpha_container(suffix: str) -> None:
-    """Refuse a video container that cannot hold a transparent background
+    """Refuse a container that cannot hold a transparent background
     (it would be flattened onto black with coloured fringes, passed off as done)."""
-    if suffix.lower() not in (".mov", ".webm"):
+    if suffix.lower() not in (".mov", ".webm") + ALPHA_IMAGE_SUFFIXES:
         raise OutputError(
-            "a transparent background needs a .mov (ProRes 4444), .webm (VP9) "
-            f"or PNG-sequence output, not {suffix or 'no extension'}"
+            "a transparent background needs a .mov (ProRes 4444), .webm (VP9), PNG-sequence "
+            f"or, for a photo, .png output, not {suffix or 'no extension'}"
         )
 
 
@@ -414,6 +419,58 @@ class _StagedDirectory:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+def _write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """An RGB, RGBA or HxW grey image to ``path`` in the format its suffix names."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), image, list(params)):
+        raise _output_error(path, OSError(28 if _disk_full(path) else 5, "write failed"))
+
+
+def is_image_file(target: str | os.PathLike[str]) -> bool:
+    """One image file (``cutout.png``): the output of a one-frame input, a photo."""
+    return not is_image_sequence(target) and Path(target).suffix.lower() in IMAGE_SUFFIXES
+
+
+class ImageFileSink(Sink):
+    """One image, for an input of one frame (a photo): ``cutout.png`` keeps the
+    alpha (``--alpha``), an HxW matte is written grey. Written under a
+    temporary name and renamed when the job completes."""
+
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        self.path = Path(path)
+        _refuse_existing(self.path, overwrite)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}",
+                                       dir=self.path.parent or ".")
+        except OSError as exc:
+            raise _output_error(self.path, exc) from None
+        os.close(fd)
+        self._tmp = Path(tmp)
+        _default_permissions(self._tmp)
+        self._closed = False
+
+    def write(self, image: np.ndarray, pts: float | None) -> None:
+        if self.written:
+            raise OutputError(f"{self.path} holds one image but the input has more frames: "
+                              "give a folder or dir/%06d.png for a sequence")
+        _write_image(self._tmp, image)
+        self.written += 1
+
+    def close(self, complete: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.written == 0:
+            self._tmp.unlink(missing_ok=True)
+            raise OutputError(f"no frames were written; {self.path} not created")
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._closed = True
+        self._tmp.unlink(missing_ok=True)
+
+
 class ImageSequenceSink(Sink):
     """Lossless PNGs, one per frame, numbered from 1 (``000001.png``...).
 
@@ -433,13 +490,8 @@ class ImageSequenceSink(Sink):
         self._closed = False
 
     def write(self, image: np.ndarray, pts: float | None) -> None:
-        if image.ndim == 3:
-            code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-            image = cv2.cvtColor(image, code)
-        path = self._dir.path(self.written + 1)
         # compression 1: lossless either way, level 1 is several times faster than 3
-        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise _output_error(path, OSError(28 if _disk_full(path) else 5, "write failed"))
+        _write_image(self._dir.path(self.written + 1), image, (cv2.IMWRITE_PNG_COMPRESSION, 1))
         self.written += 1
 
     def close(self, complete: bool = True) -> None:
@@ -656,8 +708,18 @@ def open_sink(
         return StreamSink(str(target), source.size, source.fps)
     if is_image_sequence(target):
         return ImageSequenceSink(target, overwrite=overwrite)
+    if is_image_file(target):
+        return _one_image_sink(target, source, overwrite)
     return VideoFileSink(target, source.size, source.fps, source.time_base, alpha=alpha, quality=crf, preset=preset,
                          audio_from=source.live_audio or source.audio_path, overwrite=overwrite, threads=threads)
+
+
+def _one_image_sink(target: str | os.PathLike[str], source: Source, overwrite: bool) -> ImageFileSink:
+    """An image file for a photo; refused up front for an input known to have more frames."""
+    if source.live or (source.frame_count or 1) > 1:
+        raise OutputError(f"{target} holds one image but the input is a video: give a folder or dir/%06d.png "
+                          "for its frames, or a video file")
+    return ImageFileSink(target, overwrite=overwrite)
 
 
 def open_matte_sink(
@@ -674,6 +736,8 @@ def open_matte_sink(
     check_matte_target(target)
     if is_image_sequence(target):
         return ImageSequenceSink(target, overwrite=overwrite)
+    if is_image_file(target):
+        return _one_image_sink(target, source, overwrite)
     return VideoFileSink(target, source.size, source.fps, source.time_base, quality=crf, preset=preset,
                          overwrite=overwrite, threads=threads)
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from livematte.cli import main
@@ -37,7 +38,6 @@ def test_process_writes_video_audio_and_mattes(tmp_path: Path, keyer: Path, clip
 
 def test_matte_out_as_a_video_file_carries_the_matte_as_its_luma(tmp_path: Path, keyer: Path, clip: Path) -> None:
     import av
-    import numpy as np
 
     pngs, video = tmp_path / "mattes", tmp_path / "matte.mp4"
     for matte_out in (pngs, video):
@@ -52,6 +52,41 @@ def test_matte_out_as_a_video_file_carries_the_matte_as_its_luma(tmp_path: Path,
     assert truth[12].min() < 10 and truth[12].max() > 245  # a real matte, not a blank one
     assert max(float(np.abs(a - b).mean()) for a, b in zip(lumas, truth)) < 3.0
     assert leftovers(tmp_path) == []
+
+
+def test_a_photo_becomes_a_cut_out_image_and_its_matte(tmp_path: Path, keyer: Path, capsys) -> None:
+    from media_helpers import disc_alpha, disc_frame
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(disc_frame(96, 64, 3), cv2.COLOR_RGB2BGR))
+    cutout, matte, flat = tmp_path / "cutout.png", tmp_path / "matte.png", tmp_path / "flat.jpg"
+    assert main(["process", str(photo), str(cutout), "--model", str(keyer), "--alpha", "--matte-out", str(matte)]) == 0
+    assert "wrote 1 frame to" in capsys.readouterr().err
+    rgba = cv2.imread(str(cutout), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (64, 96, 4)
+    person = disc_alpha(96, 64, 3)
+    assert rgba[..., 3][person].mean() > 240 and rgba[..., 3][~person].mean() < 15
+    assert np.array_equal(cv2.imread(str(matte), cv2.IMREAD_UNCHANGED), rgba[..., 3])  # both lossless
+    assert main(["-q", "process", str(photo), str(flat), "--model", str(keyer), "--bg", "#00ff00"]) == 0
+    green = cv2.imread(str(flat))[~person].mean(axis=0)  # BGR
+    assert green[1] > 200 and green[0] < 40 and green[2] < 40
+    assert leftovers(tmp_path) == []
+
+
+def test_an_image_file_output_is_refused_for_a_video_or_a_transparent_jpeg(tmp_path: Path, keyer: Path,
+                                                                          clip: Path) -> None:
+    from media_helpers import disc_frame
+
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(disc_frame(96, 64, 3), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    out.mkdir()
+    for args, words in (([str(clip), str(out / "frame.png")], "the input is a video"),
+                        ([str(photo), str(out / "cut.jpg"), "--alpha"], "not .jpg")):
+        result = run_cli("process", *args, "--model", str(keyer))
+        assert result.returncode == 5, result.stderr
+        assert words in _one_error_line(result.stderr)
+        assert list(out.iterdir()) == []
 
 
 def test_matte_out_is_refused_before_anything_is_written(tmp_path: Path, keyer: Path, clip: Path) -> None:
