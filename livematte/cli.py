@@ -121,6 +121,7 @@ def _check_options(args: argparse.Namespace, outputs: Sequence[str]) -> Backgrou
 
 def _report_result(result, target: str, quiet: bool) -> int:
     from livematte.pipeline import PipelineResult
+    from livematte.progress import frames_text
 
     assert isinstance(result, PipelineResult)
     skipped = f", {result.decode_errors} damaged packets skipped or concealed" if result.decode_errors else ""
@@ -128,7 +129,7 @@ def _report_result(result, target: str, quiet: bool) -> int:
         skipped += f", {result.missing_frames} frames missing from the input stream (lost before they arrived)"
     dropped = f", {result.dropped} dropped to stay live" if result.dropped else ""
     preparing = f"; {result.preparing_s:.0f} s of it preparing --quality high" if result.preparing_s >= 1 else ""
-    frames = f"{result.frames_out} frame{'' if result.frames_out == 1 else 's'}"
+    frames = frames_text(result.frames_out)
     if result.interrupted:
         print(
             f"livematte: interrupted: wrote {frames} to {target} (finalised, playable){skipped}{dropped}",
@@ -504,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders (searched recursively) or globs ('clips/**/*.mov')")
     bt.add_argument("out_dir", metavar="OUT_DIR", help="where outputs go, keeping the inputs' relative names")
     bt.add_argument("--suffix", default="", help="added to each output's name before the extension (e.g. _matted)")
-    bt.add_argument("--ext", help="output container: mp4, mov, webm or mkv (default mp4; mov with --alpha)")
+    bt.add_argument("--ext", help="output container: mp4, mov, webm or mkv (default mp4; mov with --alpha); "
+                                  "png, jpg, webp or tif make it a batch of photos (folders give their photos)")
     bt.add_argument("--jobs", type=int, default=default_jobs(),
                     help=f"files at once (default {default_jobs()}: one per two cores, measured); each gets the "
                          "cores divided by --jobs for its engine, encoder and --quality-workers")
@@ -515,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--retries", type=int, default=2, help="with --ray: retries of a file whose worker died (default 2)")
     bt.add_argument("--matte-out", metavar="DIR",
                     help="also write each file's alpha matte (after --threshold/--feather/--smoothing) as 8-bit "
-                         "grey PNGs in DIR/<its relative name>/")
+                         "grey PNGs in DIR/<its relative name>/ (a photo's as DIR/<its relative name>.png)")
     bt.add_argument("--report", metavar="FILE.json", help="also write the results as JSON")
     bt.set_defaults(func=cmd_batch)
 

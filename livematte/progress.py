@@ -17,6 +17,11 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def frames_text(count: int) -> str:
+    """``1 frame``, ``24 frames``: a photo is one frame, and is said so."""
+    return f"{count} frame{'' if count == 1 else 's'}"
+
+
 def format_progress(done: int, total: int | None, fps: float, width: int = 24) -> str:
     """``[#####-----]  120/300  40%  31.2 fps  ETA 0:06`` (no bar or ETA when the total is unknown)."""
     if not total:

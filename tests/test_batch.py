@@ -54,6 +54,36 @@ def test_inputs_keep_relative_names(clips: Path, tmp_path: Path) -> None:
         plan_jobs([str(clips)], out, options={"alpha": True}, ext="mp4")
 
 
+def test_a_batch_of_photos_writes_one_cut_out_and_one_matte_image_each(tmp_path: Path, keyer: Path) -> None:
+    import cv2
+
+    from media_helpers import disc_alpha, disc_frame
+
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for index, name in enumerate(("a.jpg", "sub/b.png")):
+        cv2.imwrite(str(photos / name), cv2.cvtColor(disc_frame(96, 64, index * 7), cv2.COLOR_RGB2BGR))
+    write_clip(photos / "clip.mp4", frames=6)  # a video beside them is not a photo: left out
+    out, mattes = tmp_path / "out", tmp_path / "mattes"
+    result = run_cli("batch", str(photos), str(out), "--model", str(keyer), "--ext", "png", "--alpha",
+                     "--matte-out", str(mattes))
+    assert result.returncode == 0, result.stderr
+    assert "2 done" in result.stderr and "(1 frame," in result.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == ["a.png", "sub/b.png"]
+    for index, name in enumerate(("a.png", "sub/b.png")):
+        alpha = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)[..., 3]
+        person = disc_alpha(96, 64, index * 7)
+        assert alpha[person].mean() > 240 and alpha[~person].mean() < 15
+        assert (cv2.imread(str(mattes / name), cv2.IMREAD_GRAYSCALE) == alpha).all()
+    videos = run_cli("batch", str(photos), str(tmp_path / "out2"), "--model", str(keyer))  # no --ext: the videos
+    assert videos.returncode == 0 and "1 done" in videos.stderr, videos.stderr
+    assert [p.name for p in (tmp_path / "out2").rglob("*.*")] == ["clip.mp4"]
+    with pytest.raises(InputError, match="--ext png for photos"):
+        plan_jobs([str(photos / "sub")], tmp_path / "out3")
+    with pytest.raises(InputError, match="--alpha needs"):
+        plan_jobs([str(photos)], tmp_path / "out3", options={"alpha": True}, ext="jpg")
+
+
 def test_jobs_never_oversubscribe_the_cores() -> None:
     options, share = share_cores({"quality": "high", "quality_workers": 8, "threads": 0}, parallel=2, cores=8)
     assert share == 4 and options["threads"] == 4 and options["quality_workers"] == 4

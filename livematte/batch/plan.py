@@ -1,10 +1,11 @@
 """Which files a batch processes and where each output goes.
 
-Inputs are files, folders (searched recursively for videos) and globs;
-each output keeps the input's path relative to the folder or to the glob's
-fixed part, under OUT_DIR, with ``suffix`` added to the stem and the
-extension replaced. A finished output (its final name exists) is skipped,
-so rerunning a batch resumes it.
+Inputs are files, folders (searched recursively for videos, or for
+photos when the output extension is an image format) and globs; each output
+keeps the input's path relative to the folder or to the glob's fixed part,
+under OUT_DIR, with ``suffix`` added to the stem and the extension
+replaced. A finished output (its final name exists) is skipped, so
+rerunning a batch resumes it.
 """
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from livematte.errors import InputError
+from livematte.sinks import ALPHA_IMAGE_SUFFIXES, IMAGE_SUFFIXES
 
 #: extensions a folder search treats as videos
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts", ".mts", ".flv", ".mpg",
                               ".mpeg", ".wmv", ".mxf", ".3gp"})
-#: output containers a batch writes (one file per input; PNG sequences are for ``process``)
-OUTPUT_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
+#: extensions a folder search treats as photos (for an image ``--ext``)
+PHOTO_EXTENSIONS = frozenset(IMAGE_SUFFIXES)
+#: what a batch writes, one file per input: video containers, or for photos image files
+#: (PNG sequences are for ``process``)
+VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
+OUTPUT_EXTENSIONS = VIDEO_OUTPUT_EXTENSIONS + IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -56,13 +62,16 @@ def _glob_root(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def expand_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[tuple[Path, Path]]:
+def expand_inputs(inputs: Sequence[str], exclude: Path | None = None,
+                  photos: bool = False) -> list[tuple[Path, Path]]:
     """(file, name relative to its folder or glob) for every input, in a stable order.
 
-    A missing input or a glob that matches nothing is an :class:`InputError`
-    (a typo should not silently shrink the batch). Files under ``exclude``
-    (the output folder, when it sits inside an input folder) are left out.
+    A folder gives its videos, or with ``photos`` its photos. A missing
+    input or a glob that matches nothing is an :class:`InputError` (a typo
+    should not silently shrink the batch). Files under ``exclude`` (the
+    output folder, when it sits inside an input folder) are left out.
     """
+    kind, extensions = ("photo", PHOTO_EXTENSIONS) if photos else ("video", VIDEO_EXTENSIONS)
     found: list[tuple[Path, Path]] = []
     for text in inputs:
         if _is_glob(text):
@@ -73,10 +82,11 @@ def expand_inputs(inputs: Sequence[str], exclude: Path | None = None) -> list[tu
             found += [(p, p.relative_to(root)) for p in matches]
         elif Path(text).is_dir():
             root = Path(text)
-            videos = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            if not videos:
-                raise InputError(f"{text}: no video files in this folder ({', '.join(sorted(VIDEO_EXTENSIONS))})")
-            found += [(p, p.relative_to(root)) for p in videos]
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+            if not files:
+                other = "--ext mp4 for videos" if photos else "--ext png for photos"
+                raise InputError(f"{text}: no {kind} files in this folder ({', '.join(sorted(extensions))}; {other})")
+            found += [(p, p.relative_to(root)) for p in files]
         elif Path(text).is_file():
             found.append((Path(text), Path(Path(text).name)))
         else:
@@ -98,11 +108,12 @@ def plan_jobs(inputs: Sequence[str], out_dir: Path, suffix: str = "", ext: str |
     ext = ext if ext.startswith(".") else "." + ext
     if ext.lower() not in OUTPUT_EXTENSIONS:
         raise InputError(f"--ext {ext}: batch writes one of {', '.join(OUTPUT_EXTENSIONS)}")
-    if options.get("alpha") and ext.lower() not in (".mov", ".webm"):
-        raise InputError(f"--alpha needs --ext mov (ProRes 4444) or webm (VP9), not {ext}")
+    if options.get("alpha") and ext.lower() not in (".mov", ".webm") + ALPHA_IMAGE_SUFFIXES:
+        raise InputError(f"--alpha needs --ext mov (ProRes 4444) or webm (VP9), or png for photos, not {ext}")
+    photos = ext.lower() in IMAGE_SUFFIXES
     jobs: list[FileJob] = []
     seen: dict[Path, Path] = {}
-    for path, relative in expand_inputs(inputs, exclude=out_dir):
+    for path, relative in expand_inputs(inputs, exclude=out_dir, photos=photos):
         name = relative.with_name(relative.stem + suffix + ext)
         output = out_dir / name
         if output in seen:
@@ -110,7 +121,9 @@ def plan_jobs(inputs: Sequence[str], out_dir: Path, suffix: str = "", ext: str |
         if output.resolve() == path.resolve():
             raise InputError(f"{path} would be overwritten by its own output; choose another OUT_DIR or a --suffix")
         seen[output] = path
-        matte = matte_root / relative.parent / (relative.stem + suffix) if matte_root is not None else None
+        # a photo's matte is one grey PNG, a video's a folder of them
+        matte_name = relative.stem + suffix + (".png" if photos else "")
+        matte = matte_root / relative.parent / matte_name if matte_root is not None else None
         jobs.append(FileJob(path, relative, output, matte, options))
     return jobs
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from livematte.batch.job import DONE, FAILED, FileResult
+from livematte.progress import frames_text
 
 
 class BatchProgress:
@@ -30,7 +31,7 @@ class BatchProgress:
         self.counts[result.status] += 1
         if self.quiet and result.status != FAILED:
             return
-        detail = f": {result.error}" if result.error else f" ({result.frames} frames, {result.fps:.1f} fps)"
+        detail = f": {result.error}" if result.error else f" ({frames_text(result.frames)}, {result.fps:.1f} fps)"
         clear = "\r\x1b[K" if self.tty else ""
         self.stream.write(f"{clear}livematte: {result.status:<11s} {result.input}{detail}\n")
         if self.tty and not self.quiet:
