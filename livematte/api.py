@@ -60,9 +60,13 @@ def process(
     on_live_stats: Callable[[LiveStats], None] | None = None,
     person_crop: bool | None = None,
     flip_average: bool | None = None,
+    fps: float | None = None,
 ) -> PipelineResult:
-    """Matte ``input`` (a video file, a photo or a stream URL) into ``output``; return what was done.
+    """Matte ``input`` (a video file, a photo, an image sequence or a stream URL) into ``output``; return what was done.
 
+    An image sequence is a folder of numbered images or a
+    ``dir/name%06d.png`` pattern, read at ``fps`` frames a second (default
+    30; a video or stream keeps its own rate and refuses ``fps``).
     ``output`` is a video file (``.mp4``, ``.mkv``, ``.mov``, ``.webm``), a
     PNG directory or ``dir/name%06d.png`` pattern, a stream URL, or for a
     one-frame input (a photo) an image file (``.png``, ``.jpg``...).
@@ -101,7 +105,7 @@ def process(
     if matte_out is not None:
         check_matte_target(matte_out)
     with contextlib.ExitStack() as cleanup:
-        source = open_source(str(input))
+        source = open_source(str(input), fps=fps)
         try:  # until the pipeline runs; then the pipeline owns the source and closes it
             if quality == "high" and source.live:
                 raise InputError("the quality mode needs a file input; live sources use the real-time mode",

@@ -182,7 +182,7 @@ def run_process(args: argparse.Namespace, engine_threads: int | None = None) -> 
             duration=args.duration, crf=args.crf, preset=args.preset, threads=args.threads,
             quality_method=args.quality_method, quality_workers=args.quality_workers, engine_threads=engine_threads,
             quiet=args.quiet, adjust=None if settings.is_identity else MatteAdjuster(lambda: settings),
-            person_crop=AUTO_ON_OFF[args.person_crop], flip_average=AUTO_ON_OFF[args.flip_average],
+            person_crop=AUTO_ON_OFF[args.person_crop], flip_average=AUTO_ON_OFF[args.flip_average], fps=args.fps,
             on_progress=bar, on_live_stats=_live_printer(args.quiet, drops=False),
         )
     finally:
@@ -268,7 +268,7 @@ _BATCH_ONLY = ("inputs", "out_dir", "suffix", "ext", "jobs", "ray", "retries", "
 def batch_job_options(args: argparse.Namespace) -> dict:
     """The ``process`` options each file of a parsed ``batch`` command runs with."""
     options = {key: value for key, value in vars(args).items() if key not in _BATCH_ONLY}
-    return {**options, "duration": None, "quiet": True}
+    return {**options, "duration": None, "fps": None, "quiet": True}
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -483,9 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes for --quality high (default: one per CPU core)")
 
     p = sub.add_parser("process", parents=[common, engine, matte, job], help="matte a video file or stream into a file")
-    p.add_argument("input", help="video file, photo, or stream URL (udp://, rtsp://, http(s)://, srt://)")
+    p.add_argument("input", help="video file, photo, image sequence (a folder of numbered images or "
+                                 "dir/%%06d.png), or stream URL (udp://, rtsp://, http(s)://, srt://)")
     p.add_argument("output", help="video file (.mp4/.mov/.webm/.mkv), PNG directory or dir/%%06d.png, udp:// URL, "
                                   "or for a photo an image file (.png keeps --alpha; .jpg, .webp, .tif)")
+    p.add_argument("--fps", type=_positive(float),
+                   help="frame rate of an image-sequence input (default 30; a video keeps its own)")
     p.add_argument("--matte-out", metavar="DIR|FILE",
                    help="also write the alpha matte (after --threshold/--feather/--smoothing): a folder or "
                         "dir/%%06d.png gets lossless 8-bit grey PNGs, a video file (.mp4, .mkv, .mov, .webm) the "

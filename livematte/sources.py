@@ -658,14 +658,22 @@ def open_source(
     fps: float | None = None,
     open_timeout: float = 10.0,
 ) -> Source:
-    """Open a file path, stream URL, or ``camera:N`` / ``/dev/videoN`` device.
+    """Open a file path, stream URL, ``camera:N`` / ``/dev/videoN`` device,
+    or an image sequence (a folder of numbered images, or ``dir/name%06d.png``).
 
-    ``size`` and ``fps`` only apply to cameras (files and streams keep theirs).
+    ``size`` only applies to cameras; ``fps`` to cameras and image sequences
+    (files and streams keep their own rate, and refuse another).
     """
-    if is_stream_url(spec):
-        return StreamSource(spec, open_timeout=open_timeout, record=True)
+    from livematte.sequence_source import ImageSequenceSource, is_sequence_input
+
     if spec.startswith("camera:"):
         return CameraSource(parse_camera(spec[len("camera:"):]), size=size, fps=fps)
     if spec.startswith("/dev/video"):
         return CameraSource(spec, size=size, fps=fps)
+    if not is_stream_url(spec) and is_sequence_input(spec):
+        return ImageSequenceSource(spec, fps)
+    if fps is not None:
+        raise InputError(f"a frame rate is for an image sequence or a camera; {spec} keeps its own")
+    if is_stream_url(spec):
+        return StreamSource(spec, open_timeout=open_timeout, record=True)
     return FileSource(spec)

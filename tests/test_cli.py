@@ -89,6 +89,19 @@ def test_an_image_file_output_is_refused_for_a_video_or_a_transparent_jpeg(tmp_p
         assert list(out.iterdir()) == []
 
 
+def test_an_image_sequence_in_is_a_video_out_at_the_given_rate(tmp_path: Path, keyer: Path, clip: Path) -> None:
+    frames, out, again = tmp_path / "frames", tmp_path / "out.mp4", tmp_path / "again"
+    assert main(["-q", "process", str(clip), str(frames), "--model", str(keyer), "--bg", "#00ff00"]) == 0
+    assert main(["-q", "process", str(frames), str(out), "--model", str(keyer), "--fps", "12"]) == 0
+    info = probe(out)
+    assert info["video"]["frames"] == 24 and info["duration"] == pytest.approx(2.0, abs=0.1)
+    assert main(["-q", "process", str(frames / "%06d.png"), str(again), "--model", str(keyer), "--alpha"]) == 0
+    assert len(list(again.iterdir())) == 24
+    result = run_cli("process", str(clip), str(tmp_path / "x.mp4"), "--model", str(keyer), "--fps", "12")
+    assert result.returncode == 2 and "keeps its own" in _one_error_line(result.stderr)
+    assert leftovers(tmp_path) == []
+
+
 def test_matte_out_is_refused_before_anything_is_written(tmp_path: Path, keyer: Path, clip: Path) -> None:
     out, matte = tmp_path / "out.mp4", tmp_path / "matte.mp4"
     matte.write_bytes(b"precious")

@@ -5,12 +5,13 @@ import socket
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from livematte.errors import DeviceError, InputError
 from livematte.sources import CameraSource, FileSource, StreamSource, open_source
-from media_helpers import BACKDROP_RGB, PERSON_RGB, disc_alpha, write_audio_only, write_clip
+from media_helpers import BACKDROP_RGB, PERSON_RGB, disc_alpha, disc_frame, write_audio_only, write_clip
 
 
 def test_file_source_yields_every_frame_with_pts_and_audio(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def _write(path: Path, data: bytes) -> Path:
     "make, words",
     [
         (lambda d: d / "missing.mp4", "not found"),
-        (lambda d: d, "directory"),
+        (lambda d: d, "no images in folder"),  # a folder is an image sequence; this one has none
         (lambda d: _write(d / "empty.mp4", b""), "empty"),
         (lambda d: _write(d / "text.mp4", b"not a video\n" * 50), "not a readable video"),
     ],
@@ -143,3 +144,39 @@ def test_camera_that_stays_gone_is_a_device_error(tmp_path: Path) -> None:
     with pytest.raises(DeviceError, match="stopped delivering"):
         for _ in source:
             pass
+
+
+def _write_frames(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        cv2.imwrite(str(folder / name), cv2.cvtColor(disc_frame(64, 48, index), cv2.COLOR_RGB2BGR))
+
+
+def test_an_image_sequence_is_read_in_number_order_at_the_given_rate(tmp_path: Path) -> None:
+    from livematte.sequence_source import ImageSequenceSource
+
+    _write_frames(tmp_path / "seq", [f"f{i}.png" for i in range(1, 13)])  # f2 before f10: numbers, not text
+    for spec, fps in ((tmp_path / "seq", None), (tmp_path / "seq" / "f%d.png", 24.0)):
+        with open_source(str(spec), fps=fps) as source:
+            assert isinstance(source, ImageSequenceSource) and source.frame_count == 12
+            frames = list(source)
+        rate = fps or 30.0
+        assert [f.pts for f in frames] == pytest.approx([i / rate for i in range(12)])
+        for index, frame in enumerate(frames):
+            assert np.array_equal(frame.rgb, disc_frame(64, 48, index)), (spec, index)
+
+
+def test_bad_image_sequences_are_input_errors_and_a_bad_frame_is_skipped(tmp_path: Path) -> None:
+    _write_frames(tmp_path / "mixed", ["a1.png", "a2.jpg"])
+    _write_frames(tmp_path / "empty", [])
+    for spec, words in ((tmp_path / "mixed", "holds .jpg and .png images"), (tmp_path / "empty", "no images"),
+                        (tmp_path / "none" / "%06d.png", "input not found"),
+                        (tmp_path / "empty" / "%06d.png", "no file in")):
+        with pytest.raises(InputError, match=words):
+            open_source(str(spec))
+    with pytest.raises(InputError, match="keeps its own"):
+        open_source(str(write_clip(tmp_path / "clip.mp4", frames=2)), fps=24.0)
+    _write_frames(tmp_path / "seq", [f"{i:06d}.png" for i in range(1, 5)])
+    (tmp_path / "seq" / "000003.png").write_bytes(b"not a png")
+    with open_source(str(tmp_path / "seq")) as source:
+        assert [f.index for f in source] == [0, 1, 2] and source.decode_errors == 1
