@@ -53,6 +53,11 @@ def sequence_files(spec: str) -> list[Path]:
         images = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SEQUENCE_SUFFIXES]
         formats = collections.Counter(p.suffix.lower() for p in images)
         if not images:
+            from livematte.batch.plan import VIDEO_EXTENSIONS
+
+            if any(p.suffix.lower() in VIDEO_EXTENSIONS for p in path.iterdir()):
+                raise InputError(f"no images in folder {path}, but videos: `livematte batch {path} OUT_DIR` "
+                                 "processes each of them")
             raise InputError(f"no images in folder {path} (an image sequence is {', '.join(sorted(SEQUENCE_SUFFIXES))})")
         if len(formats) > 1:
             raise InputError(f"folder {path} holds {' and '.join(sorted(formats))} images: name one sequence "

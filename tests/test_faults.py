@@ -149,7 +149,7 @@ def test_more_bad_inputs_and_outputs_end_with_one_line_and_the_right_code(tmp_pa
     out.parent.mkdir()
     model = ["--model", str(keyer)]
     cases = [
-        (["process", str(tmp_path), str(out), *model], 2, "is a directory"),
+        (["process", str(tmp_path), str(out), *model], 2, "no images in folder"),  # nor an image sequence
         (["process", str(empty), str(out), *model], 2, "empty file"),
         (["process", str(write_audio_only(tmp_path / "voice.m4a")), str(out), *model], 2, "no video stream"),
         (["process", str(clip), str(out), "--model", str(no_onnx)], 3, "gone.onnx"),

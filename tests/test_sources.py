@@ -169,7 +169,10 @@ def test_an_image_sequence_is_read_in_number_order_at_the_given_rate(tmp_path: P
 def test_bad_image_sequences_are_input_errors_and_a_bad_frame_is_skipped(tmp_path: Path) -> None:
     _write_frames(tmp_path / "mixed", ["a1.png", "a2.jpg"])
     _write_frames(tmp_path / "empty", [])
+    (tmp_path / "videos").mkdir()
+    write_clip(tmp_path / "videos" / "a.mp4", frames=2)
     for spec, words in ((tmp_path / "mixed", "holds .jpg and .png images"), (tmp_path / "empty", "no images"),
+                        (tmp_path / "videos", "livematte batch"),
                         (tmp_path / "none" / "%06d.png", "input not found"),
                         (tmp_path / "empty" / "%06d.png", "no file in")):
         with pytest.raises(InputError, match=words):
