@@ -89,4 +89,4 @@ class UncertaintyWeighting(nn.Module):
         return total
 
     def sigmas(self) -> dict[str, float]:
-        return {t: float(torch.exp(0.5 * s)) for t, s in self.log_vars.items()}
+        return {t: float(torch.exp(0.5 * s.detach())) for t, s in self.log_vars.items()}

@@ -179,7 +179,7 @@ def clip_losses(model: MattingNet, batch: dict[str, torch.Tensor], stage: StageC
         terms.update(balanced)
     else:
         total = sum(terms[k] * w[k] for k in terms)
-    return total, {k: float(v) for k, v in terms.items()}
+    return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
 @torch.no_grad()
