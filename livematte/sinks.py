@@ -123,6 +123,27 @@ def _output_error(path: Path, exc: BaseException) -> OutputError:
 # --------------------------------------------------------------------------- files
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A new hidden file next to ``path`` to write into; :func:`_put_in_place`
+    renames it onto ``path`` once complete, so no half-written output ever
+    carries the final name."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent or ".")
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    os.close(fd)
+    _default_permissions(Path(tmp))
+    return Path(tmp)
+
+
+def _put_in_place(tmp: Path, path: Path, written: int) -> None:
+    """Rename a completed temporary onto its final name; with nothing written, leave nothing."""
+    if written == 0:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"no frames were written; {path} not created")
+    os.replace(tmp, path)
+
+
 class _AudioTrack:
     """The input's first audio stream in the output, interleaved with the
     video by time so players never starve.
@@ -265,10 +286,7 @@ class VideoFileSink(Sink):
         self.alpha = alpha
         self._pad = pix_fmt.endswith("420p")
         self._tb = time_base or Fraction(1, 90000)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent or ".")
-        os.close(fd)
-        self._tmp = Path(tmp)
-        _default_permissions(self._tmp)
+        self._tmp = _temporary_beside(self.path)
         try:
             self._out = _open_container(self._tmp, self.path.suffix)
             rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(30)
@@ -344,10 +362,7 @@ class VideoFileSink(Sink):
             self._discard()
             raise _output_error(self.path, exc) from None
         self._closed = True
-        if self.written == 0:
-            self._tmp.unlink(missing_ok=True)
-            raise OutputError(f"no frames were written; {self.path} not created")
-        os.replace(self._tmp, self.path)
+        _put_in_place(self._tmp, self.path, self.written)
 
     def abort(self) -> None:
         self._discard()
@@ -440,14 +455,7 @@ class ImageFileSink(Sink):
     def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         self.path = Path(path)
         _refuse_existing(self.path, overwrite)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}",
-                                       dir=self.path.parent or ".")
-        except OSError as exc:
-            raise _output_error(self.path, exc) from None
-        os.close(fd)
-        self._tmp = Path(tmp)
-        _default_permissions(self._tmp)
+        self._tmp = _temporary_beside(self.path)
         self._closed = False
 
     def write(self, image: np.ndarray, pts: float | None) -> None:
@@ -461,10 +469,7 @@ class ImageFileSink(Sink):
         if self._closed:
             return
         self._closed = True
-        if self.written == 0:
-            self._tmp.unlink(missing_ok=True)
-            raise OutputError(f"no frames were written; {self.path} not created")
-        os.replace(self._tmp, self.path)
+        _put_in_place(self._tmp, self.path, self.written)
 
     def abort(self) -> None:
         self._closed = True
