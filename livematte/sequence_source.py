@@ -50,7 +50,9 @@ def sequence_files(spec: str) -> list[Path]:
     format), or the files a ``dir/name%06d.png`` pattern matches, by number."""
     path = Path(spec)
     if path.is_dir():
-        images = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SEQUENCE_SUFFIXES]
+        # hidden files are left out: an interrupted writer's temporaries, a desktop's thumbnails
+        images = [p for p in path.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SEQUENCE_SUFFIXES]
         formats = collections.Counter(p.suffix.lower() for p in images)
         if not images:
             from livematte.batch.plan import VIDEO_EXTENSIONS
@@ -71,7 +73,8 @@ def sequence_files(spec: str) -> list[Path]:
     name = re.compile(re.escape(path.name[:match.start()]) + f"({digits})" + re.escape(path.name[match.end():]) + "$")
     if not folder.is_dir():
         raise InputError(f"input not found: {spec} (no folder {folder})")
-    numbered = sorted((int(m.group(1)), folder / entry) for entry in os.listdir(folder) if (m := name.match(entry)))
+    numbered = sorted((int(m.group(1)), folder / entry) for entry in os.listdir(folder)
+                      if not entry.startswith(".") and (m := name.match(entry)))
     if not numbered:
         raise InputError(f"input not found: no file in {folder} matches {path.name}")
     return [file for _, file in numbered]

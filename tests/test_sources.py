@@ -156,6 +156,7 @@ def test_an_image_sequence_is_read_in_number_order_at_the_given_rate(tmp_path: P
     from livematte.sequence_source import ImageSequenceSource
 
     _write_frames(tmp_path / "seq", [f"f{i}.png" for i in range(1, 13)])  # f2 before f10: numbers, not text
+    (tmp_path / "seq" / ".f5.part.png").write_bytes(b"an interrupted writer's temporary")  # hidden: not a frame
     for spec, fps in ((tmp_path / "seq", None), (tmp_path / "seq" / "f%d.png", 24.0)):
         with open_source(str(spec), fps=fps) as source:
             assert isinstance(source, ImageSequenceSource) and source.frame_count == 12
