@@ -83,8 +83,7 @@ def process(
     caps the CPU engine's threads, ``person_crop`` mattes the region around
     the person (``Matter``; None: the engine decides), ``flip_average`` also
     mattes each frame's mirror image and averages the two (``Matter``; None:
-    on for ``quality="high"``, whose coarse matte it improves at a cost that
-    is small beside the edge solving), ``quiet`` keeps the quality mode's
+    :func:`default_flip_average`), ``quiet`` keeps the quality mode's
     first-run notice off stderr. A live input (a stream URL) is recorded:
     every frame is queued, none dropped, and its audio kept.
 
@@ -114,7 +113,7 @@ def process(
                 refuse_existing_output(target, overwrite)  # before the engine loads; the sink checks again
             matter = model if isinstance(model, Matter) else cleanup.enter_context(
                 Matter(manifest, backend=backend, threads=engine_threads, precision=precision, person_crop=person_crop,
-                       flip_average=quality == "high" if flip_average is None else flip_average))
+                       flip_average=default_flip_average(quality, source) if flip_average is None else flip_average))
             matte, preparing_s = _matte_stage(matter, quality, quality_method, quality_workers, quiet, cleanup)
             compositor = cleanup.enter_context(contextlib.closing(Compositor(background, source.size)))
             openers = [lambda: open_sink(output, source, alpha=background.channels == 4,
@@ -132,6 +131,15 @@ def process(
                          drop_frames=False)  # a recording job, even of a live stream: queue, never drop
     result.preparing_s = preparing_s
     return result
+
+
+def default_flip_average(quality: str, source: Source) -> bool:
+    """Whether a job mattes the mirror image too when the caller leaves it open:
+    for ``quality="high"``, whose coarse matte it improves at a cost that is
+    small beside the edge solving, and for a photo (a one-frame file), where
+    twice a few milliseconds buys a better matte and nobody waits on a frame
+    rate (on the 240 EG1800 portraits SAD 11.18 -> 10.95, MSE 0.0163 -> 0.0152)."""
+    return quality == "high" or (not source.live and source.frame_count == 1)
 
 
 def _matte_stage(matter: Matter, quality: str, method: str, workers: int | None, quiet: bool,

@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--flip-average", choices=sorted(AUTO_ON_OFF), default="auto",
                         help="also matte each frame's mirror image and average the two mattes: fewer one-sided "
                              "mistakes and cleaner soft edges, at twice the engine's cost; auto: on with --quality "
-                             "high, off otherwise (default auto)")
+                             "high and for a photo, off otherwise (default auto)")
     engine.add_argument("--bg", help="background: blur[:RADIUS] (the person left out), bokeh[:RADIUS] (blurrier farther from the person), "
                              "'#rrggbb' or a colour name, image file, video file (looped) or transparent (default blur)")
 

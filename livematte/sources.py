@@ -206,6 +206,13 @@ class _AVSource(Source):
             self._container.close()
 
 
+def _is_still_image(demuxer: str) -> bool:
+    """FFmpeg opened a photo: its image demuxers (``image2`` for a plain path,
+    ``png_pipe``, ``tiff_pipe``... when probed) read one frame and know no
+    frame count. A GIF can move, so it is left to its stream's count."""
+    return demuxer == "image2" or (demuxer.endswith("_pipe") and demuxer != "gif_pipe")
+
+
 class FileSource(_AVSource):
     """A video file decoded with PyAV; its audio stream is left for the sink to copy."""
 
@@ -219,7 +226,9 @@ class FileSource(_AVSource):
         except av.error.FFmpegError as exc:
             raise InputError(f"not a readable video file: {p} ({_ffmpeg_reason(exc)})") from None
         super().__init__(container, str(p))
-        if self._stream.frames:
+        if _is_still_image(container.format.name):
+            self.frame_count = 1
+        elif self._stream.frames:
             self.frame_count = int(self._stream.frames)
         elif self._stream.duration and self.fps:
             self.frame_count = int(round(float(self._stream.duration * self.time_base) * self.fps))

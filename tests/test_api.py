@@ -169,3 +169,17 @@ def test_a_new_stage_is_one_class_in_the_list(clip: Path, keyer: Path) -> None:
 def test_frames_reach_the_sinks_in_the_order_the_stages_hand_them_on(clip: Path, keyer: Path) -> None:
     # the pipeline keeps no order of its own: a stage that reorders shows up at the sink (so the rule is the stage's)
     assert _run(clip, keyer, [_Reverse()]).pts == sorted(_run(clip, keyer, []).pts, reverse=True)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+def test_a_photo_is_one_frame_and_mattes_its_mirror_image_too_by_default(tmp_path: Path, clip: Path,
+                                                                         suffix: str) -> None:
+    from livematte.api import default_flip_average
+
+    photo = tmp_path / f"photo{suffix}"
+    cv2.imwrite(str(photo), np.full((64, 96, 3), 90, np.uint8))
+    with open_source(str(photo)) as source:
+        assert source.frame_count == 1  # every image demuxer, not only the one a plain .jpg path gets
+        assert default_flip_average("realtime", source)
+    with open_source(str(clip)) as source:
+        assert not default_flip_average("realtime", source) and default_flip_average("high", source)
