@@ -22,12 +22,11 @@ import numpy as np
 
 from livematte.errors import InputError
 from livematte.frame import Frame, Size
+from livematte.sinks import IMAGE_SUFFIXES
 from livematte.sources import Source
 
 log = logging.getLogger(__name__)
 
-#: still-image formats a sequence may be made of (one format per sequence)
-SEQUENCE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 #: the frame rate of a sequence when none is given
 DEFAULT_SEQUENCE_FPS = 30.0
 
@@ -52,7 +51,7 @@ def sequence_files(spec: str) -> list[Path]:
     if path.is_dir():
         # hidden files are left out: an interrupted writer's temporaries, a desktop's thumbnails
         images = [p for p in path.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SEQUENCE_SUFFIXES]
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
         formats = collections.Counter(p.suffix.lower() for p in images)
         if not images:
             from livematte.batch.plan import VIDEO_EXTENSIONS
@@ -60,7 +59,7 @@ def sequence_files(spec: str) -> list[Path]:
             if any(p.suffix.lower() in VIDEO_EXTENSIONS for p in path.iterdir()):
                 raise InputError(f"no images in folder {path}, but videos: `livematte batch {path} OUT_DIR` "
                                  "processes each of them")
-            raise InputError(f"no images in folder {path} (an image sequence is {', '.join(sorted(SEQUENCE_SUFFIXES))})")
+            raise InputError(f"no images in folder {path} (an image sequence is {', '.join(sorted(IMAGE_SUFFIXES))})")
         if len(formats) > 1:
             raise InputError(f"folder {path} holds {' and '.join(sorted(formats))} images: name one sequence "
                              f"with a pattern such as {path / ('%06d' + formats.most_common(1)[0][0])}")

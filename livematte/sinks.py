@@ -228,7 +228,8 @@ class _AudioTrack:
             self._input.close()
 
 
-#: single-image outputs (a photo in, its cut-out out), and those of them that keep an alpha channel
+#: still-image formats (OpenCV reads and writes them): a photo's cut-out, an image sequence's
+#: frames; and those of them that keep an alpha channel
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 ALPHA_IMAGE_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 
@@ -700,14 +701,16 @@ def open_sink(
     crf: int = 20,
     preset: str = "superfast",
     threads: int = 0,
+    audio: bool = True,
 ) -> Sink:
     """Open what ``target`` names for the frames of ``source``, as :func:`~livematte.sources.open_source` opens inputs.
 
     A stream URL becomes an MPEG-TS stream, a directory or ``%06d.png``
-    pattern a PNG sequence, anything else a video file with the source's
-    size, rate, time base and audio (a file's, or a recorded stream's).
-    ``alpha`` keeps the alpha (RGBA frames); ``crf``, ``preset`` and
-    ``threads`` tune the encoder.
+    pattern a PNG sequence, an image file the one frame of a photo,
+    anything else a video file with the source's size, rate, time base and
+    (with ``audio``) audio (a file's, or a recorded stream's). ``alpha``
+    keeps the alpha (RGBA frames); ``crf``, ``preset`` and ``threads`` tune
+    the encoder.
     """
     if is_stream_url(str(target)):
         return StreamSink(str(target), source.size, source.fps)
@@ -716,7 +719,8 @@ def open_sink(
     if is_image_file(target):
         return _one_image_sink(target, source, overwrite)
     return VideoFileSink(target, source.size, source.fps, source.time_base, alpha=alpha, quality=crf, preset=preset,
-                         audio_from=source.live_audio or source.audio_path, overwrite=overwrite, threads=threads)
+                         audio_from=(source.live_audio or source.audio_path) if audio else None, overwrite=overwrite,
+                         threads=threads)
 
 
 def _one_image_sink(target: str | os.PathLike[str], source: Source, overwrite: bool) -> ImageFileSink:
@@ -737,14 +741,10 @@ def open_matte_sink(
 ) -> Sink:
     """Open ``--matte-out``: a directory or ``%06d.png`` pattern gets lossless
     8-bit grey PNGs, a video file the matte as its luma (lossy, but one file
-    an editor can drop on a track as a luma matte), timed as the source."""
+    an editor can drop on a track as a luma matte, with no audio), timed as
+    the source; a photo's matte an image file."""
     check_matte_target(target)
-    if is_image_sequence(target):
-        return ImageSequenceSink(target, overwrite=overwrite)
-    if is_image_file(target):
-        return _one_image_sink(target, source, overwrite)
-    return VideoFileSink(target, source.size, source.fps, source.time_base, quality=crf, preset=preset,
-                         overwrite=overwrite, threads=threads)
+    return open_sink(target, source, overwrite=overwrite, crf=crf, preset=preset, threads=threads, audio=False)
 
 
 def open_sinks(openers: Sequence[Callable[[], Sink]]) -> list[Sink]:
